@@ -1,0 +1,25 @@
+"""`compress plugins`: every installed plugin with a one-line description."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from compress import registry
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("plugins", help="list installed teachers, students, targets and losses")
+    p.add_argument("--kind", choices=sorted(registry.GROUPS), help="only this kind")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    table = Table(title="compress plugins")
+    for column in ("kind", "name", "from", "description"):
+        table.add_column(column)
+    for kind in [args.kind] if args.kind else registry.GROUPS:
+        for name, dist, summary in registry.describe(kind):
+            table.add_row(kind, name, dist, summary)
+    Console().print(table)
+    return 0
