@@ -1,0 +1,141 @@
+"""The Distiller's settings as one plain, JSON-ready dataclass, validated on construction."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from compress.errors import CompressError
+
+STAGES = ("distill", "align")
+STAGE_PLANS = {"distill": ("distill",), "align": ("align",), "both": ("distill", "align")}
+STAGE2_TERMS = ("infonce", "feature", "affinity")
+FEATURE_LOSSES = ("mse", "smooth_l1", "cosine")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULES = ("cosine", "constant")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def per_stage(value: Any, stage: str) -> Any:
+    """A setting that is either one value for both stages or a mapping {"distill": ..., "align": ...}."""
+    if isinstance(value, Mapping):
+        if stage not in value:
+            raise CompressError(f"per-stage setting {dict(value)!r} has no value for stage {stage!r}")
+        return value[stage]
+    return value
+
+
+def normalise_stage2_losses(spec: Any) -> dict[str, float]:
+    """("infonce", "affinity"), [("infonce", 1.0), ("feature", 0.5)] or {"infonce": 1.0} -> {name: weight}."""
+    if isinstance(spec, str):
+        spec = (spec,)
+    if isinstance(spec, Mapping):
+        items = list(spec.items())
+    elif isinstance(spec, Sequence):
+        items = []
+        for entry in spec:
+            if isinstance(entry, str):
+                items.append((entry, 1.0))
+            elif isinstance(entry, Sequence) and len(entry) == 2 and isinstance(entry[0], str):
+                items.append((entry[0], entry[1]))
+            else:
+                raise CompressError(f"stage2_losses: an entry is a name or a (name, weight) pair, not {entry!r}")
+    else:
+        raise CompressError(f"stage2_losses: expected names, (name, weight) pairs or a dict, not {spec!r}")
+    weights: dict[str, float] = {}
+    for name, weight in items:
+        if name not in STAGE2_TERMS:
+            raise CompressError(f"stage2_losses: unknown term {name!r}; terms: {', '.join(STAGE2_TERMS)}")
+        if name in weights:
+            raise CompressError(f"stage2_losses: term {name!r} given twice")
+        try:
+            weights[name] = float(weight)
+        except (TypeError, ValueError):
+            raise CompressError(f"stage2_losses: weight of {name!r} is not a number: {weight!r}") from None
+    if not weights:
+        raise CompressError("stage2_losses: at least one term is needed")
+    return weights
+
+
+@dataclass
+class DistillConfig:
+    """Every training setting of a `Distiller`; `lr`, `epochs` and `steps` may be per-stage mappings."""
+
+    stage1_loss: str = "smooth_l1"
+    stage2_losses: Any = ("infonce",)
+    loss_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    optimizer: str = "adamw"
+    lr: Any = 1e-3
+    weight_decay: float = 0.05
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    batch_size: int = 32
+    epochs: Any = 1
+    steps: Any = None
+    grad_clip: float | None = 1.0
+    seed: int = 0
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    device: str = "auto"
+    precision: str = "auto"
+    num_workers: int = 0
+
+    def __post_init__(self):
+        if self.stage1_loss not in FEATURE_LOSSES:
+            raise CompressError(f"stage1_loss {self.stage1_loss!r} is not one of {', '.join(FEATURE_LOSSES)}")
+        self.stage2_losses = normalise_stage2_losses(self.stage2_losses)
+        if self.optimizer not in OPTIMIZERS:
+            raise CompressError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise CompressError(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
+        if self.precision not in PRECISIONS:
+            raise CompressError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        for setting in ("lr", "epochs", "steps"):
+            value = getattr(self, setting)
+            if isinstance(value, Mapping):
+                unknown = set(value) - set(STAGES)
+                if unknown:
+                    raise CompressError(f"{setting}: unknown stage(s) {sorted(unknown)}; stages: {', '.join(STAGES)}")
+        for stage in STAGES:
+            self._check_stage(stage)
+        for name, value, low in (("batch_size", self.batch_size, 1), ("checkpoint_every", self.checkpoint_every, 1),
+                                 ("keep_checkpoints", self.keep_checkpoints, 1), ("warmup_steps", self.warmup_steps, 0),
+                                 ("num_workers", self.num_workers, 0)):
+            if not isinstance(value, int) or value < low:
+                raise CompressError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise CompressError(f"grad_clip must be > 0 or None, got {self.grad_clip!r}")
+        if self.weight_decay < 0:
+            raise CompressError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+
+    def _check_stage(self, stage: str) -> None:
+        """Check the per-stage values given for `stage` (a stage missing from a mapping is checked when it runs)."""
+        present = lambda value: not isinstance(value, Mapping) or stage in value  # noqa: E731
+        if present(self.lr):
+            lr = per_stage(self.lr, stage)
+            if not isinstance(lr, (int, float)) or not lr > 0:
+                raise CompressError(f"lr for stage {stage!r} must be a number > 0, got {lr!r}")
+        steps = per_stage(self.steps, stage) if present(self.steps) else None
+        if steps is not None and (not isinstance(steps, int) or steps < 1):
+            raise CompressError(f"steps for stage {stage!r} must be a positive integer, got {steps!r}")
+        if steps is None and present(self.epochs):
+            epochs = per_stage(self.epochs, stage)
+            if not isinstance(epochs, int) or epochs < 1:
+                raise CompressError(f"epochs for stage {stage!r} must be a positive integer, got {epochs!r}")
+
+    def lr_for(self, stage: str) -> float:
+        return float(per_stage(self.lr, stage))
+
+    def steps_for(self, stage: str) -> int | None:
+        """The optimizer-step budget of `stage`, or None when its length is given in epochs."""
+        if isinstance(self.steps, Mapping) and stage not in self.steps:
+            return None
+        return per_stage(self.steps, stage)
+
+    def epochs_for(self, stage: str) -> int:
+        return int(per_stage(self.epochs, stage))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
