@@ -1,0 +1,107 @@
+"""The student's image tower: a timm MobileViT (v1 or v2) backbone and a linear projection.
+
+The backbone is `timm.create_model(name, pretrained=False, num_classes=0)`, so it pools to one
+feature vector; a bias-free Linear maps that to the shared embedding size. Weights start random
+or come from a local timm checkpoint (safetensors, or a torch file read with weights_only=True).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import torch
+from timm.models import load_state_dict
+from torch import nn
+
+from compress.errors import CompressError
+
+MOBILEVIT_MODELS = (
+    "mobilevit_xxs",
+    "mobilevit_xs",
+    "mobilevit_s",
+    "mobilevitv2_050",
+    "mobilevitv2_075",
+    "mobilevitv2_100",
+    "mobilevitv2_125",
+    "mobilevitv2_150",
+    "mobilevitv2_175",
+    "mobilevitv2_200",
+)
+# The network downsamples by 32 and its last MobileViT stage cuts the final feature map into 2x2
+# patches, so the side must be a multiple of 32 and at least 64 (a 2x2 final map).
+RESOLUTION_STEP = 32
+MIN_RESOLUTION = 64
+
+
+def check_resolution(image_size: int) -> None:
+    if not isinstance(image_size, int) or image_size < MIN_RESOLUTION or image_size % RESOLUTION_STEP:
+        raise CompressError(
+            f"MobileViT image_size must be a multiple of {RESOLUTION_STEP} and at least {MIN_RESOLUTION}, got {image_size!r}"
+        )
+
+
+class MobileViTImageTower(nn.Module):
+    """Pixels `[N, 3, image_size, image_size]` (normalised) to unnormalised embeddings `[N, embed_dim]`."""
+
+    def __init__(
+        self,
+        model: str,
+        image_size: int,
+        embed_dim: int,
+        checkpoint: str | Path | None = None,
+        drop_path_rate: float = 0.0,
+    ):
+        super().__init__()
+        if model not in MOBILEVIT_MODELS:
+            raise CompressError(f"unknown MobileViT model {model!r}; choose one of {', '.join(MOBILEVIT_MODELS)}")
+        check_resolution(image_size)
+        if embed_dim < 1:
+            raise CompressError(f"image embed_dim must be positive, got {embed_dim}")
+        self.model_name, self.image_size = model, image_size
+        self.backbone = timm.create_model(model, pretrained=False, num_classes=0, drop_path_rate=drop_path_rate)
+        if checkpoint is not None:
+            load_backbone_checkpoint(self.backbone, Path(checkpoint))
+        self.projection = nn.Linear(self.backbone.num_features, embed_dim, bias=False)
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        """The per-channel input mean the backbone's checkpoints were trained with (timm's config)."""
+        return tuple(self.backbone.pretrained_cfg["mean"])
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return tuple(self.backbone.pretrained_cfg["std"])
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        if tuple(pixels.shape[1:]) != (3, self.image_size, self.image_size):
+            raise CompressError(
+                f"image tower takes [N, 3, {self.image_size}, {self.image_size}] pixels, got {list(pixels.shape)}"
+            )
+        return self.projection(self.backbone(pixels))
+
+
+def load_backbone_checkpoint(backbone: nn.Module, path: Path) -> None:
+    """Load a timm checkpoint of the same architecture; its classifier head, if any, is dropped."""
+    if not path.is_file():
+        raise CompressError(f"{path}: no such image checkpoint")
+    try:
+        state = load_state_dict(str(path), weights_only=True)  # safetensors by suffix, else torch.load
+    except Exception as exc:  # a corrupt file or a pickle that weights_only refuses
+        raise CompressError(f"{path}: cannot read image checkpoint ({type(exc).__name__}: {exc})") from None
+    head = backbone.pretrained_cfg.get("classifier", "head.fc")
+    state = {key: value for key, value in state.items() if not key.startswith(f"{head}.")}
+    architecture = backbone.pretrained_cfg.get("architecture", "MobileViT")
+    try:
+        result = backbone.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # tensors of the wrong shape: another width of the family
+        reason = str(exc).strip().splitlines()[-1].strip()
+        raise CompressError(f"{path}: not a {architecture} checkpoint ({reason})") from None
+    if result.missing_keys or result.unexpected_keys:
+        missing = ", ".join(result.missing_keys[:3]) or "none"
+        unexpected = ", ".join(result.unexpected_keys[:3]) or "none"
+        raise CompressError(
+            f"{path}: not a {architecture} checkpoint "
+            f"({len(result.missing_keys)} missing keys, e.g. {missing}; "
+            f"{len(result.unexpected_keys)} unexpected, e.g. {unexpected})"
+        )
