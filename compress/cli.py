@@ -8,7 +8,7 @@ import sys
 
 from compress.errors import CompressError
 
-COMMANDS = ["plugins"]
+COMMANDS = ["recipe", "plugins", "eval"]
 
 
 def build_parser() -> argparse.ArgumentParser:

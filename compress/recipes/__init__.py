@@ -1,0 +1,68 @@
+"""Recipes: readable end-to-end scripts, each with a YAML config that users copy and edit.
+
+`python -m compress recipe dc_clip` runs `compress/recipes/dc_clip.py` with `configs/dc_clip.yaml`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from compress.errors import CompressError
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+RECIPES = {"dc_clip": "compress.recipes.dc_clip"}
+
+
+def load_config(recipe: str, path: str | Path | None = None) -> dict[str, Any]:
+    """The recipe's default config, or a user's YAML file that replaces it."""
+    if recipe not in RECIPES:
+        raise CompressError(f"unknown recipe {recipe!r}; available: {', '.join(sorted(RECIPES))}")
+    path = Path(path) if path is not None else CONFIG_DIR / f"{recipe}.yaml"
+    if not path.is_file():
+        raise CompressError(f"{path}: no such config file")
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CompressError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise CompressError(f"{path}: a recipe config is a mapping of settings")
+    return config
+
+
+def parse_inline(value: str):
+    """A command-line spec: a plain string, or an inline YAML mapping/list such as "{image: a, text: b}"."""
+    if value.lstrip().startswith(("{", "[")):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise CompressError(f"{value!r} is not a valid YAML mapping ({str(exc).splitlines()[0]})") from None
+    return value
+
+
+def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply "dotted.key=value" overrides; the value is parsed as YAML ("3" -> 3, "[a, b]" -> list)."""
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key:
+            raise CompressError(f"override {override!r} is not key=value")
+        node = config
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise CompressError(f"override {override!r}: {part!r} is not a section")
+            node = child
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            raise CompressError(f"override {override!r}: value is not valid YAML ({str(exc).splitlines()[0]})") from None
+    return config
+
+
+def run_recipe(recipe: str, config: dict[str, Any], resume: bool = False) -> dict[str, Any]:
+    module = importlib.import_module(RECIPES[recipe])
+    return module.run(config, resume=resume)

@@ -1,0 +1,80 @@
+"""DC-CLIP: distil a bilingual CLIP teacher into a phone-sized student, then align the student.
+
+    python -m compress recipe dc_clip                       # the demo world, end to end
+    python -m compress recipe dc_clip --teacher altclip:/models/AltCLIP --data pairs.jsonl
+
+1. Load the frozen teacher and the bilingual training data.
+2. Train the student's SentencePiece tokenizer on the training captions (en + zh).
+3. Stage 1: each student tower regresses the teacher's embeddings (feature distillation).
+4. Stage 2: contrastive alignment of the two student towers on the image-text pairs.
+5. Zero-shot evaluation of teacher and student in English and Chinese; report.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+import compress
+from compress.eval.datasets import demo_task_set
+from compress.eval.report import write_eval_report
+from compress.eval.runner import evaluate_models
+from students.tokenizer import train_tokenizer
+
+
+def zero_shot_scores(eval_results, languages) -> dict[str, dict[str, dict[str, float]]]:
+    """scores[model][task][lang] = top-1 accuracy."""
+    return {
+        model: {dataset: {lang: eval_results.value(model, dataset, lang, "top1") for lang in languages}
+                for dataset in by_dataset}
+        for model, by_dataset in eval_results.results.items()
+    }
+
+
+def run(config: dict[str, Any], resume: bool = False) -> dict[str, Any]:
+    console = Console()
+    run_dir = Path(config.get("runs_dir", "runs")) / config["name"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "recipe.json").write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+    console.rule(f"dc_clip → {run_dir}")
+
+    # 1. Teacher and data.
+    teacher = compress.load_teacher(config["teacher"])
+    data = compress.open_data(config["data"])
+    val_data = compress.open_data(config["val_data"]) if config.get("val_data") else None
+    console.print(f"teacher {teacher.name} ({teacher.fingerprint[:40]}…), {len(data)} training samples")
+
+    # 2. The student owns its tokenizer, trained on the training captions of both languages.
+    tokenizer_path = run_dir / "tokenizer.model"
+    if not (resume and tokenizer_path.is_file()):
+        tok = config.get("tokenizer", {})
+        train_tokenizer([caption for caption, _ in data.captions()], tokenizer_path,
+                        vocab_size=tok.get("vocab_size", 8000), model_type=tok.get("model_type", "unigram"))
+    student = compress.build_student({**config.get("student", {}), "tokenizer": str(tokenizer_path)})
+
+    # 3 + 4. Feature distillation, then alignment.
+    distiller = compress.Distiller(teacher, student, data=data, val_data=val_data, run_dir=run_dir,
+                                   **config.get("distill", {}))
+    training = distiller.fit(stage="both", resume=resume)
+
+    # 5. Zero-shot evaluation of teacher and student, through the same evaluation path.
+    ev = config.get("eval", {})
+    languages = list(ev.get("languages", ["en", "zh"]))
+    datasets = [demo_task_set(name, count=ev.get("demo_count", 400), image_size=ev.get("demo_image_size"))
+                for name in ev.get("demo_tasks", [])]
+    datasets += [Path(p) for p in ev.get("datasets", [])]
+    results = evaluate_models({"teacher": teacher, "student": student}, datasets, languages)
+    write_eval_report(results, run_dir / "eval", console=console)
+
+    report_path = run_dir / "report.json"
+    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else dict(training)
+    report["zero_shot_top1"] = zero_shot_scores(results, languages)
+    tmp = report_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, report_path)
+    console.print(f"report: {report_path}")
+    return report
