@@ -70,6 +70,7 @@ def test_first_party_plugins_are_registered_through_entry_points():
     assert "demo" in registry.names("teachers")
     assert "bilingual" in registry.names("students")
     assert {"mse", "smooth_l1", "cosine", "infonce", "affinity"} <= set(registry.names("losses"))
+    assert {"executorch", "coreml"} <= set(registry.names("targets"))
 
 
 def test_third_party_teacher_is_found_and_used(toy_site):
@@ -125,6 +126,6 @@ def test_plugins_command_describes_every_kind():
         [sys.executable, "-m", "compress", "plugins"], capture_output=True, text=True,
         env=dict(os.environ, COLUMNS="200"), check=True,
     ).stdout
-    for name in ("demo", "bilingual", "smooth_l1", "altclip", "mclip", "open-clip", "chinese-clip"):
+    for name in ("demo", "bilingual", "smooth_l1", "altclip", "mclip", "open-clip", "chinese-clip", "executorch", "coreml"):
         assert name in out
     assert "failed to load" not in out

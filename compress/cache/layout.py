@@ -1,0 +1,114 @@
+"""The on-disk layout of a teacher cache, and writing it atomically.
+
+    <out>/build.json                  the plan: teacher, dataset, augmentation, shard size (written first)
+    <out>/shards/shard-00000.safetensors, ...
+                                      per shard: fp16 "image" [n, views, D] and "text" [n, D],
+                                      "present" [n] (0 for samples the data source skipped) and the
+                                      view parameters; its metadata holds the sample keys
+    <out>/cache.json                  the index (written last): the plan, every shard with its
+                                      sha256, counts. Its presence marks the cache complete.
+
+Every file is written to a temporary name beside its target and renamed into place, so a build
+killed at any moment leaves only whole shards; a rerun keeps them and builds the rest.
+Shard i is built by rank i % world_size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from compress.errors import CompressError
+
+CACHE_FORMAT = "compress-teacher-cache"
+SHARD_FORMAT = "compress-teacher-cache-shard"
+FORMAT_VERSION = 1
+PLAN_FILE = "build.json"
+INDEX_FILE = "cache.json"
+SHARD_DIR = "shards"
+STORE_DTYPE = "float16"
+
+
+def shard_name(shard: int) -> str:
+    return f"shard-{shard:05d}.safetensors"
+
+
+def shard_path(out: Path, shard: int) -> Path:
+    return out / SHARD_DIR / shard_name(shard)
+
+
+def shard_ranges(size: int, shard_size: int) -> list[tuple[int, int]]:
+    """[start, stop) of every shard over `size` samples."""
+    return [(start, min(start + shard_size, size)) for start in range(0, size, shard_size)]
+
+
+def shards_of_rank(num_shards: int, rank: int, world_size: int) -> list[int]:
+    """The shards rank `rank` builds: every world_size-th, from `rank`."""
+    return list(range(rank, num_shards, world_size))
+
+
+def plan_digest(plan: dict[str, Any]) -> str:
+    """sha256 hex of the plan's canonical JSON: shards record it so foreign shards are recognised."""
+    return hashlib.sha256(json.dumps(plan, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """`write(temp)` for a temporary file beside `path`, fsync, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(Path(temp))
+        with open(temp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
+    text = json.dumps(payload, indent=2, ensure_ascii=False)
+    write_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
+
+
+def read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CompressError(f"{path}: missing; {what}") from None
+    except (OSError, ValueError) as exc:
+        raise CompressError(f"{path}: cannot read {what} ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
+        raise CompressError(f"{path}: not a teacher cache file (format {found!r})")
+    if data.get("version") != FORMAT_VERSION:
+        raise CompressError(f"{path}: teacher cache version {data.get('version')!r}; "
+                            f"this library reads {FORMAT_VERSION}")
+    return data
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def clear_stale_temporaries(out: Path, shards: list[int]) -> int:
+    """Remove the temporary files a killed build left for `shards` (this rank's); returns how many.
+
+    Other ranks' temporaries are left alone: they may be writing them right now.
+    """
+    removed = 0
+    for shard in shards:
+        for temp in (out / SHARD_DIR).glob(f".{shard_name(shard)}.*.tmp"):
+            temp.unlink(missing_ok=True)
+            removed += 1
+    return removed
