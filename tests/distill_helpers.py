@@ -8,7 +8,6 @@ naming the colour (English or Chinese), so a student can really learn to align t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections import Counter
@@ -168,20 +167,6 @@ def make_student(seed: int = 0, **options) -> TinyStudent:
     torch.manual_seed(seed)
     return TinyStudent(**options)
 
-
-def single_thread_torch():
-    """Context for tests: one intra-op thread (tiny models run faster, and results do not depend on the core count)."""
-
-    @contextlib.contextmanager
-    def scope():
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-
-    return scope()
 
 
 RESUME_STEPS_PER_RUN = 16  # 24 samples / batch 6 = 4 steps per epoch, 2 epochs per stage, 2 stages

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from distill_helpers import make_student, single_thread_torch
+from distill_helpers import make_student
 from safetensors.torch import load_file
 
 from compress.cache import (
@@ -60,12 +60,6 @@ build_cache(load_demo_teacher(teacher_dir), data, out, progress=False, **plan)
 """
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_thread_torch():
-        yield
-
-
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-demo-teacher")
@@ -86,8 +80,7 @@ def demo(size: int = SIZE, **options):
 def augmented(teacher, tmp_path_factory) -> Path:
     """The reference build: 64 samples, crop-flip x2, four shards, one process, uninterrupted."""
     out = tmp_path_factory.mktemp("augmented") / "cache"
-    with single_thread_torch():
-        result = build_cache(teacher, demo(), out, progress=False, **PLAN)
+    result = build_cache(teacher, demo(), out, progress=False, **PLAN)
     assert result.complete and result.shards_built == [0, 1, 2, 3] and result.views == 2 * SIZE
     return out
 
@@ -96,8 +89,7 @@ def augmented(teacher, tmp_path_factory) -> Path:
 def plain(teacher, tmp_path_factory) -> Path:
     """An unaugmented cache of 32 samples in shards of 10 (the last one short)."""
     out = tmp_path_factory.mktemp("plain") / "cache"
-    with single_thread_torch():
-        build_cache(teacher, demo(32), out, batch_size=8, shard_size=10, progress=False)
+    build_cache(teacher, demo(32), out, batch_size=8, shard_size=10, progress=False)
     return out
 
 

@@ -21,15 +21,6 @@ CAPTIONS = {"en": ["a photo of a cat", "a red car under a blue sky"], "zh": ["ä¸
 IMAGES = [Image.fromarray(np.random.default_rng(i).integers(0, 256, (36, 30, 3), dtype=np.uint8)) for i in range(3)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run faster on one intra-op thread, and the results do not depend on the core count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def specs(tmp_path_factory):
     """Spec strings of tiny checkpoints: two open_clip CLIPs, an mclip into their space, one into another."""

@@ -20,15 +20,6 @@ from teachers.demo_train import shape_twin, symmetric_info_nce, training_batch
 TINY = dict(steps=3, batch_size=8, width=4, text_width=16, text_heads=2, text_layers=1, embed_dim=16)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine thread hand-offs dominate."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("COMPRESS_CACHE_DIR", str(tmp_path / "cache"))

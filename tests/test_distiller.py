@@ -6,17 +6,11 @@ import json
 
 import pytest
 import torch
-from distill_helpers import ColourPairs, RandomTeacher, make_student, single_thread_torch
+from distill_helpers import ColourPairs, RandomTeacher, make_student
 from torch import nn
 
 from compress.distill import Distiller, TeacherTargets
 from compress.errors import CompressError
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_thread_torch():
-        yield
 
 
 def _distiller(tmp_path, teacher=None, student=None, data=None, **options):

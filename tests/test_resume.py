@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from distill_helpers import RESUME_STEPS_PER_RUN, ColourPairs, resume_distiller, single_thread_torch
+from distill_helpers import RESUME_STEPS_PER_RUN, ColourPairs, resume_distiller
 from torch import nn
 
 from compress.distill import checkpoint as ckpt
@@ -23,18 +23,11 @@ from compress.errors import CompressError
 HERE = Path(__file__).parent
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_thread_torch():
-        yield
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """The uninterrupted run: its report and final trainable weights."""
-    with single_thread_torch():
-        distiller = resume_distiller(tmp_path_factory.mktemp("reference") / "run")
-        report = distiller.fit("both")
+    distiller = resume_distiller(tmp_path_factory.mktemp("reference") / "run")
+    report = distiller.fit("both")
     return report, {k: v.clone() for k, v in distiller.trainable.state_dict().items()}
 
 

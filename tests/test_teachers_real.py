@@ -61,15 +61,6 @@ def _images() -> list[Image.Image]:
 IMAGES = _images()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run faster on one intra-op thread, and the results do not depend on the core count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     """One tiny checkpoint per plugin, plus a second open_clip one with other weights under the same name."""
