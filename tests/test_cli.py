@@ -97,3 +97,11 @@ def test_unknown_option_and_command_are_usage_errors(cli):
 def test_traceback_flag_lets_the_error_through(tmp_path):
     with pytest.raises(CompressError, match="no such config file"):
         main(["--traceback", "recipe", "dc_clip", "--config", str(tmp_path / "nope.yaml")])
+
+
+def test_building_the_command_line_imports_no_torch():
+    """`compress --help` and every command's parser stay fast: heavy libraries load when a command runs."""
+    code = ("import sys; from compress.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'timm', 'transformers', 'executorch', 'coremltools') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -13,17 +13,40 @@ store the parameters of every view, and `apply_augmentation` replays them, so th
 on the exact pixels the teacher embedded.
 """
 
-from compress.cache.augment import (
-    AUGMENTATIONS,
-    Augmentation,
-    ViewParams,
-    apply_augmentation,
-    draw_view_params,
-    make_augmentation,
-)
-from compress.cache.build import BuildResult, build_cache, finalize_cache, rank_from_env
-from compress.cache.store import CachedTeacher, CachedViewDataset, CacheTargets, TeacherCache, view_key
-from compress.cache.training import distiller_from_cache
+import importlib
+
+# Names resolve on first use, so the command line can read `compress.cache.presets` without torch.
+_HOMES = {
+    "AUGMENTATIONS": "presets",
+    "Augmentation": "augment",
+    "ViewParams": "augment",
+    "apply_augmentation": "augment",
+    "draw_view_params": "augment",
+    "make_augmentation": "augment",
+    "BuildResult": "build",
+    "build_cache": "build",
+    "finalize_cache": "build",
+    "rank_from_env": "build",
+    "CachedTeacher": "store",
+    "CachedViewDataset": "store",
+    "CacheTargets": "store",
+    "TeacherCache": "store",
+    "view_key": "store",
+    "distiller_from_cache": "training",
+}
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
+
 
 __all__ = [
     "AUGMENTATIONS",

@@ -25,16 +25,11 @@ from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
+from compress.cache.presets import AUGMENTATIONS
 from compress.errors import CompressError
 
 AUGMENTATION_VERSION = 1  # bump when drawing or applying views changes: it is part of every cache index
 
-_CROP = {"crop_scale": (0.35, 1.0), "crop_ratio": (3 / 4, 4 / 3), "flip_p": 0.5}
-AUGMENTATIONS: dict[str, dict[str, Any]] = {
-    "none": {},
-    "crop-flip": dict(_CROP),
-    "randaug-lite": {**_CROP, "brightness": 0.3, "contrast": 0.3, "saturation": 0.3},
-}
 _JITTER_ADJUST = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
 
 

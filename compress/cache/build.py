@@ -36,11 +36,10 @@ from compress.cache.augment import (
     make_augmentation,
     params_to_tensors,
 )
+from compress.cache.presets import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE
 from compress.data.policy import drain_journal
 from compress.errors import CompressError
 
-DEFAULT_BATCH_SIZE = 64
-DEFAULT_SHARD_SIZE = 1024
 
 
 # ---------------------------------------------------------------------- ranks

@@ -8,8 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from compress.cache.augment import AUGMENTATIONS
-from compress.cache.build import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE
+from compress.cache.presets import AUGMENTATIONS, DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE
 from compress.errors import CompressError
 
 
