@@ -8,7 +8,7 @@ import sys
 
 from compress.errors import CompressError
 
-COMMANDS = ["recipe", "plugins", "eval", "cache", "export", "predict"]
+COMMANDS = ["recipe", "plugins", "eval", "cache", "export", "predict", "search"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,6 +35,17 @@ def zero_shot_scores(eval_results, languages) -> dict[str, dict[str, dict[str, f
     }
 
 
+def student_section(config: dict[str, Any]) -> dict[str, Any]:
+    """The `student:` section: a mapping of options, or the path of a student config file
+    (e.g. the `chosen_student.yaml` that `compress search` writes)."""
+    section = config.get("student") or {}
+    if isinstance(section, (str, Path)):
+        from compress.search.student_file import read_student_config
+
+        return read_student_config(section)
+    return section
+
+
 def run(config: dict[str, Any], resume: bool = False) -> dict[str, Any]:
     console = Console()
     run_dir = Path(config.get("runs_dir", "runs")) / config["name"]
@@ -54,7 +65,7 @@ def run(config: dict[str, Any], resume: bool = False) -> dict[str, Any]:
         tok = config.get("tokenizer", {})
         train_tokenizer([caption for caption, _ in data.captions()], tokenizer_path,
                         vocab_size=tok.get("vocab_size", 8000), model_type=tok.get("model_type", "unigram"))
-    student = compress.build_student({**config.get("student", {}), "tokenizer": str(tokenizer_path)})
+    student = compress.build_student({**student_section(config), "tokenizer": str(tokenizer_path)})
 
     # 3 + 4. Feature distillation, then alignment.
     distiller = compress.Distiller(teacher, student, data=data, val_data=val_data, run_dir=run_dir,
