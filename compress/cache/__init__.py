@@ -13,7 +13,7 @@ store the parameters of every view, and `apply_augmentation` replays them, so th
 on the exact pixels the teacher embedded.
 """
 
-import importlib
+from compress.lazy import lazy_exports
 
 # Names resolve on first use, so the command line can read `compress.cache.presets` without torch.
 _HOMES = {
@@ -36,17 +36,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
-
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
 
 __all__ = [
     "AUGMENTATIONS",

@@ -6,29 +6,26 @@
     write_eval_report(results, "runs/eval")
 """
 
-from importlib import import_module
+from compress.lazy import lazy_exports
 
 _EXPORTS = {
-    "ClassificationSet": "compress.eval.datasets",
-    "open_classification": "compress.eval.datasets",
-    "demo_task_set": "compress.eval.datasets",
-    "RetrievalSet": "compress.eval.retrieval",
-    "open_retrieval": "compress.eval.retrieval",
-    "demo_retrieval_set": "compress.eval.retrieval",
-    "EvalResults": "compress.eval.runner",
-    "evaluate_models": "compress.eval.runner",
-    "evaluate_retrieval": "compress.eval.runner",
-    "evaluate_zero_shot": "compress.eval.runner",
-    "resolve_model": "compress.eval.models",
-    "write_eval_report": "compress.eval.report",
-    "builtin_names": "compress.eval.catalog",
-    "get_builtin": "compress.eval.catalog",
+    "ClassificationSet": "datasets",
+    "open_classification": "datasets",
+    "demo_task_set": "datasets",
+    "RetrievalSet": "retrieval",
+    "open_retrieval": "retrieval",
+    "demo_retrieval_set": "retrieval",
+    "EvalResults": "runner",
+    "evaluate_models": "runner",
+    "evaluate_retrieval": "runner",
+    "evaluate_zero_shot": "runner",
+    "resolve_model": "models",
+    "write_eval_report": "report",
+    "builtin_names": "catalog",
+    "get_builtin": "catalog",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):  # import the heavier parts (torch, rich, matplotlib) only when used
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'compress.eval' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

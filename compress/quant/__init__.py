@@ -14,7 +14,7 @@
   quantization report is made of.
 """
 
-from importlib import import_module
+from compress.lazy import lazy_exports
 
 # Imported on first use: the PT2E and torchao modules pull in executorch and torchao.
 _EXPORTS = {
@@ -38,7 +38,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(import_module(f"compress.quant.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'compress.quant' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -6,7 +6,7 @@
     from compress.search import Budgets, load_space, default_space_path, run_search
 """
 
-import importlib
+from compress.lazy import lazy_exports
 
 # Names resolve on first use, so the command line can read `compress.search.settings` without torch.
 _HOMES = {
@@ -50,17 +50,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
-
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
 
 __all__ = [
     "Budgets",
