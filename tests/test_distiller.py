@@ -161,11 +161,19 @@ def test_infonce_only_alignment_never_calls_the_teacher(tmp_path):
     ({"epochs": {"distil": 2}}, "unknown stage"),
     ({"lr": {"align": -1.0}}, "lr for stage 'align'"),
     ({"batch_size": 0}, "batch_size"),
+    ({"batch_size": {"distill": 8, "align": 2.5}}, "batch_size for stage 'align'"),
     ({"loss_options": {"smooth_l1": {"gamma": 1}}}, "bad options"),
 ])
 def test_bad_settings_are_refused_with_a_clear_error(tmp_path, options, message):
     with pytest.raises(CompressError, match=message):
         _distiller(tmp_path, **options)
+
+
+def test_batch_size_may_differ_per_stage(tmp_path):
+    report = _distiller(tmp_path, batch_size={"distill": 4, "align": 12}, epochs=1).fit("both")
+    # one epoch of 48 samples: 12 steps of 4 in stage 1, 4 steps of 12 in stage 2
+    assert report["stages"]["distill"]["steps"] == 12 and report["stages"]["align"]["steps"] == 4
+    assert report["config"]["batch_size"] == {"distill": 4, "align": 12}
 
 
 def test_loading_in_worker_processes_gives_the_same_run(tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from compress.console import make_console
 from compress.cache.presets import AUGMENTATIONS, DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE
 from compress.errors import CompressError
 
@@ -99,7 +100,7 @@ def run_build(args) -> int:
         table.add_column(column, justify="right")
     table.add_row(str(len(result.shards_built)), str(len(result.shards_kept)), str(result.samples), str(result.views),
                   str(result.skipped), f"{result.seconds:.1f}", f"{result.samples_per_s:.1f}")
-    Console().print(table)
+    make_console().print(table)
     if result.complete:
         print(f"complete: {Path(args.out) / 'cache.json'}")
     else:
@@ -133,5 +134,5 @@ def run_info(args) -> int:
     ]
     for name, value in rows:
         table.add_row(name, str(value))
-    Console().print(table)
+    make_console().print(table)
     return 0

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from rich.console import Console
 from rich.table import Table
 
 from compress import registry
+
+from compress.console import make_console
 
 
 def add_parser(sub) -> None:
@@ -21,5 +22,5 @@ def run(args) -> int:
     for kind in [args.kind] if args.kind else registry.GROUPS:
         for name, dist, summary in registry.describe(kind):
             table.add_row(kind, name, dist, summary)
-    Console().print(table)
+    make_console().print(table)
     return 0

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from rich.console import Console
 from rich.table import Table
+
+from compress.console import make_console
 
 
 def add_parser(sub) -> None:
@@ -46,5 +47,5 @@ def run(args) -> int:
         table.add_column(column, justify="left" if column == "class" else "right")
     for row in rows:
         table.add_row(str(row["rank"]), row["class"], f"{row['probability']:.1%}", f"{row['cosine']:.4f}")
-    Console().print(table)
+    make_console().print(table)
     return 0

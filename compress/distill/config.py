@@ -61,7 +61,7 @@ def normalise_stage2_losses(spec: Any) -> dict[str, float]:
 
 @dataclass
 class DistillConfig:
-    """Every training setting of a `Distiller`; `lr`, `epochs` and `steps` may be per-stage mappings."""
+    """Every training setting of a `Distiller`; `lr`, `batch_size`, `epochs` and `steps` may be per-stage mappings."""
 
     stage1_loss: str = "smooth_l1"
     stage2_losses: Any = ("infonce",)
@@ -71,7 +71,7 @@ class DistillConfig:
     weight_decay: float = 0.05
     schedule: str = "cosine"
     warmup_steps: int = 0
-    batch_size: int = 32
+    batch_size: Any = 32
     epochs: Any = 1
     steps: Any = None
     grad_clip: float | None = 1.0
@@ -92,7 +92,7 @@ class DistillConfig:
             raise CompressError(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
         if self.precision not in PRECISIONS:
             raise CompressError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
-        for setting in ("lr", "epochs", "steps"):
+        for setting in ("lr", "batch_size", "epochs", "steps"):
             value = getattr(self, setting)
             if isinstance(value, Mapping):
                 unknown = set(value) - set(STAGES)
@@ -100,7 +100,7 @@ class DistillConfig:
                     raise CompressError(f"{setting}: unknown stage(s) {sorted(unknown)}; stages: {', '.join(STAGES)}")
         for stage in STAGES:
             self._check_stage(stage)
-        for name, value, low in (("batch_size", self.batch_size, 1), ("checkpoint_every", self.checkpoint_every, 1),
+        for name, value, low in (("checkpoint_every", self.checkpoint_every, 1),
                                  ("keep_checkpoints", self.keep_checkpoints, 1), ("warmup_steps", self.warmup_steps, 0),
                                  ("num_workers", self.num_workers, 0)):
             if not isinstance(value, int) or value < low:
@@ -117,6 +117,10 @@ class DistillConfig:
             lr = per_stage(self.lr, stage)
             if not isinstance(lr, (int, float)) or not lr > 0:
                 raise CompressError(f"lr for stage {stage!r} must be a number > 0, got {lr!r}")
+        if present(self.batch_size):
+            batch_size = per_stage(self.batch_size, stage)
+            if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+                raise CompressError(f"batch_size for stage {stage!r} must be an integer >= 1, got {batch_size!r}")
         steps = per_stage(self.steps, stage) if present(self.steps) else None
         if steps is not None and (not isinstance(steps, int) or steps < 1):
             raise CompressError(f"steps for stage {stage!r} must be a positive integer, got {steps!r}")
@@ -127,6 +131,9 @@ class DistillConfig:
 
     def lr_for(self, stage: str) -> float:
         return float(per_stage(self.lr, stage))
+
+    def batch_size_for(self, stage: str) -> int:
+        return int(per_stage(self.batch_size, stage))
 
     def steps_for(self, stage: str) -> int | None:
         """The optimizer-step budget of `stage`, or None when its length is given in epochs."""

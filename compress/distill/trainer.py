@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from safetensors.torch import save_model
 from torch import nn
 
+from compress.console import make_console
 from compress.data.loader import SampleBatch, SkipStats
 from compress.distill import checkpoint as ckpt
 from compress.distill.batches import BatchStream
@@ -70,7 +71,7 @@ class Distiller:
     term) and "affinity" (TinyCLIP affinity mimicking), each with a weight:
     `stage2_losses={"infonce": 1.0, "affinity": 0.5}`.
 
-    `lr`, `epochs` and `steps` take one value or a per-stage mapping such as
+    `lr`, `batch_size`, `epochs` and `steps` take one value or a per-stage mapping such as
     `{"distill": 3, "align": 1}`; `steps` (optimizer steps per stage), when given, replaces `epochs`.
     `targets` replaces the online teacher calls with any callable
     `targets(samples) -> {"image": Tensor | None, "text": Tensor | None}` (e.g. a teacher cache).
@@ -84,7 +85,7 @@ class Distiller:
                  name: str | None = None, *, targets=None, stage1_loss: str = "smooth_l1",
                  stage2_losses: Any = ("infonce",), loss_options: Mapping[str, Mapping[str, Any]] | None = None,
                  optimizer: str = "adamw", lr: Any = 1e-3, weight_decay: float = 0.05, schedule: str = "cosine",
-                 warmup_steps: int = 0, batch_size: int = 32, epochs: Any = 1, steps: Any = None,
+                 warmup_steps: int = 0, batch_size: Any = 32, epochs: Any = 1, steps: Any = None,
                  grad_clip: float | None = 1.0, seed: int = 0, checkpoint_every: int = 500,
                  keep_checkpoints: int = 2, device: str = "auto", precision: str = "auto", num_workers: int = 0,
                  progress: bool = True, console: Console | None = None):
@@ -103,7 +104,7 @@ class Distiller:
         self.data, self.val_data = _as_dataset(data, "data"), _as_dataset(val_data, "val_data")
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
-        self.console = console or Console()
+        self.console = console or make_console()
         self.show_progress = progress
 
         widths = teacher_widths(teacher)
@@ -190,7 +191,7 @@ class Distiller:
         steps = self.config.steps_for(stage)
         if steps is not None:
             return steps
-        return self.config.epochs_for(stage) * math.ceil(len(self.data) / self.config.batch_size)
+        return self.config.epochs_for(stage) * math.ceil(len(self.data) / self.config.batch_size_for(stage))
 
     def _stage_done(self, stage: str) -> bool:
         steps = self.config.steps_for(stage)
@@ -223,7 +224,7 @@ class Distiller:
         if self._optimizer_stage != stage:  # kept when an interrupted fit is called again in this process
             self._build_optimizer(stage)
             self._optimizer_stage = stage
-        batch_size = self.config.batch_size
+        batch_size = self.config.batch_size_for(stage)
         seed = self.config.seed + STAGE_SEED_OFFSETS[stage]
         total = self._total_steps(stage)
         self.trainable.train()
@@ -340,7 +341,7 @@ class Distiller:
         self.trainable.eval()
         total, count = 0.0, 0
         try:
-            for batch in BatchStream(self.val_data, self.config.batch_size, seed=None, epoch=0, start=0,
+            for batch in BatchStream(self.val_data, self.config.batch_size_for(stage), seed=None, epoch=0, start=0,
                                      num_workers=self.config.num_workers):
                 self._val_decode_skips.extend(batch.skips)
                 if batch.samples:

@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from compress.console import make_console
 from compress.eval import metrics as M
 from compress.eval.runner import CLASSIFICATION, RETRIEVAL, EvalResults
 
@@ -75,10 +76,7 @@ def retrieval_table(results: EvalResults) -> Table | None:
 
 
 def print_eval_tables(results: EvalResults, console: Console | None = None) -> None:
-    if console is None:
-        console = Console()
-        if not console.is_terminal:  # a log file or a pipe: room for every column
-            console.width = max(console.width, 132)
+    console = console or make_console()
     for table in (classification_table(results), retrieval_table(results)):
         if table is not None:
             console.print(table)

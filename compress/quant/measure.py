@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
+from compress.console import make_console
+
 
 def state_dict_bytes(module: torch.nn.Module) -> int:
     """Bytes of the module's serialised state dict (quantized tensor subclasses count at their packed size)."""
@@ -83,5 +85,5 @@ def print_quant_table(rows: Sequence[QuantRow], title: str = "quantization", con
         speed = f"{base.latency_ms / row.latency_ms:.2f}x" if base and row.latency_ms else "-"
         top1 = f"{100 * row.top1:.1f}" if row.top1 is not None else "-"
         table.add_row(row.tower, row.mode, f"{row.bytes / 1e6:.2f}", size_ratio, f"{row.latency_ms:.2f}", speed, f"{row.cosine:.4f}", top1)
-    (console or Console()).print(table)
+    (console or make_console()).print(table)
     return table

@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from compress.console import make_console
 from compress.errors import CompressError
 from compress.search.lut import LatencyTable, write_lut_template
 from compress.search.measure import (
@@ -205,7 +206,7 @@ def run_search(budgets: Budgets, image_space: SearchSpace, text_space: SearchSpa
     """
     from compress.search.pareto import PICK_RULES, RANK_BY
 
-    console = console or Console()
+    console = console or make_console()
     if rank_by not in RANK_BY:
         raise CompressError(f"rank_by must be one of {', '.join(RANK_BY)}, not {rank_by!r}")
     if pick_rule not in PICK_RULES:
@@ -286,7 +287,7 @@ def tower_op_signatures(candidate: Candidate, cache: LatencyCache | None = None)
 def write_space_lut_template(path: str | Path, spaces: list[SearchSpace], cache: LatencyCache | None = None,
                              device: str = "", console: Console | None = None) -> Path:
     """A latency-table template covering every operator signature of every candidate in `spaces`."""
-    console = console or Console()
+    console = console or make_console()
     ops_by_tower = {}
     with _progress(console) as progress:
         total = sum(len(space) for space in spaces)
