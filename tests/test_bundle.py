@@ -96,6 +96,9 @@ def test_export_report_meets_parity(bundle):
         assert row["count"] == 16 and 0 <= row["top1_fp32"] <= 1 and 0 <= row["top1_int8"] <= 1
         assert row["drop_points"] == pytest.approx(100 * (row["top1_fp32"] - row["top1_int8"]))
     assert report["passed"] == all(c["passed"] for c in report["checks"])
+    assert list(report["seconds"])[:3] == [
+        "ExecuTorch fp32 (XNNPACK)", "ExecuTorch int8 (PT2E + XNNPACK)", "Core ML (fp16, int8-weights)"]
+    assert all(seconds > 0 for seconds in report["seconds"].values())
 
 
 def test_label_files_hold_normalised_class_embeddings(bundle, student):
@@ -145,6 +148,21 @@ def test_compress_eval_evaluates_a_bundle_like_any_encoder(bundle):
     assert logits.shape == (8, len(labels_file["classnames"]))
     precomputed = torch.tensor(labels_file["embeddings"])
     assert torch.allclose(logits, encoder.encode_images(images) @ precomputed.T, atol=1e-4)
+
+
+def test_compress_eval_command_scores_a_bundle_as_the_student_scores(bundle, student, tmp_path):
+    from compress.eval.datasets import demo_task_set
+    from compress.eval.runner import evaluate_models
+
+    out = tmp_path / "eval"
+    assert cli.main(["eval", "--model", str(bundle), "--dataset", "demo:shape", "--limit", "24", "--out", str(out)]) == 0
+    data = json.loads((out / "eval.json").read_text(encoding="utf-8"))
+    (name,) = data["results"]
+    eager = evaluate_models({"student": student}, [demo_task_set("shape", count=24)], ["en", "zh"])
+    for lang in ("en", "zh"):
+        # the fp32 programs match eager to 1e-4, so at most a near-tie may flip
+        assert abs(data["results"][name]["demo-shape"][lang]["top1"] - eager.value("student", "demo-shape", lang, "top1")) <= 1 / 24
+    assert (out / "demo-shape.en.png").is_file()
 
 
 def test_predict_command_prints_the_top_classes(bundle, tmp_path, capsys):

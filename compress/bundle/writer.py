@@ -21,11 +21,13 @@ either complete or absent):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import shutil
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 import compress
+from compress.console import make_console
 from compress.bundle.labels import LabelSet, label_embeddings, label_file_content, resolve_label_set
 from compress.bundle.loader import MANIFEST, SCHEMA_VERSION, file_entries, load_bundle, validate_manifest
 from compress.bundle.modules import ImageEncoderForExport, TextEncoderForExport
@@ -85,6 +88,22 @@ class _Work:
     folder: Path
     models: list[dict] = field(default_factory=list)
     measured: list[dict] = field(default_factory=list)
+
+
+class _Phases:
+    """`with phase(name):` shows the phase on the progress bar and records its seconds."""
+
+    def __init__(self, progress: Progress, task):
+        self.progress, self.task = progress, task
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        self.progress.update(self.task, description=name)
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - started, 2)
+        self.progress.advance(self.task)
 
 
 def _samples_images_texts(samples) -> tuple[list[Image.Image], list[str]]:
@@ -178,7 +197,7 @@ def export_bundle(
     (default: the demo world's test split). Zero-shot accuracy is measured on each demo label set's
     test images (`zero_shot_count` per set). With `strict`, a failed parity check raises.
     """
-    console = console or Console()
+    console = console or make_console()
     targets = [t.strip() for t in targets if t.strip()]
     coreml = _check_args(student, targets, quantize, coreml_variants)
     sets = [resolve_label_set(name) for name in dict.fromkeys(n.strip() for n in label_sets if n.strip())]
@@ -240,41 +259,36 @@ def _export(student, folder, targets, quantize, sets: list[LabelSet], coreml_var
     work = _Work(folder)
     steps = len(targets) + (1 if quantize == "int8" and "executorch" in targets else 0) + len(sets) + 2
     with _progress(console) as progress:
-        task = progress.add_task("exporting bundle", total=steps)
+        phase = _Phases(progress, progress.add_task("exporting bundle", total=steps))
         if "executorch" in targets:
-            progress.update(task, description="ExecuTorch fp32 (XNNPACK)")
-            _export_executorch(work, image_model, text_model, pixels, ids, None, None, None, embed_dim)
-            progress.advance(task)
+            with phase("ExecuTorch fp32 (XNNPACK)"):
+                _export_executorch(work, image_model, text_model, pixels, ids, None, None, None, embed_dim)
             if quantize == "int8":
-                progress.update(task, description="ExecuTorch int8 (PT2E + XNNPACK)")
-                calibration = {
-                    "image": [torch.from_numpy(image_input(im, manifest_image)) for im in calibration_images],
-                    "text": [torch.from_numpy(tokenizer(t)) for t in calibration_texts],
-                }
-                _export_executorch(work, image_model, text_model, pixels, ids, "int8", schemes, calibration, embed_dim)
-                progress.advance(task)
+                with phase("ExecuTorch int8 (PT2E + XNNPACK)"):
+                    calibration = {
+                        "image": [torch.from_numpy(image_input(im, manifest_image)) for im in calibration_images],
+                        "text": [torch.from_numpy(tokenizer(t)) for t in calibration_texts],
+                    }
+                    _export_executorch(work, image_model, text_model, pixels, ids, "int8", schemes, calibration, embed_dim)
         if "coreml" in targets:
-            progress.update(task, description="Core ML (" + ", ".join(coreml_variants) + ")")
-            _export_coreml(work, image_model, text_model, pixels, ids, coreml_variants, embed_dim)
-            progress.advance(task)
+            with phase("Core ML (" + ", ".join(coreml_variants) + ")"):
+                _export_coreml(work, image_model, text_model, pixels, ids, coreml_variants, embed_dim)
         label_entries = []
         for label_set in sets:
-            progress.update(task, description=f"label embeddings: {label_set.name}")
-            for lang in label_set.languages:
-                if lang not in student.languages:
-                    continue
-                embeddings = label_embeddings(student, label_set, lang)
-                rel = f"labels/{label_set.name}.{lang}.json"
-                _write_json(folder / rel, label_file_content(label_set, lang, embeddings, "fp32 text encoder"))
-                label_entries.append({"set": label_set.name, "lang": lang, "file": rel, "classes": int(embeddings.shape[0])})
-            progress.advance(task)
-        progress.update(task, description="golden inputs and outputs")
-        golden = _write_golden(work, student, tokenizer, manifest_image, parity_images[0], image_model, text_model)
-        progress.advance(task)
-        progress.update(task, description="parity, size and latency")
-        data = _measure(work, student, image_model, text_model, tokenizer, manifest_image, sets, label_entries,
-                        parity_images, parity_texts, zero_shot_count, quantize)
-        progress.advance(task)
+            with phase(f"label embeddings: {label_set.name}"):
+                for lang in label_set.languages:
+                    if lang not in student.languages:
+                        continue
+                    embeddings = label_embeddings(student, label_set, lang)
+                    rel = f"labels/{label_set.name}.{lang}.json"
+                    _write_json(folder / rel, label_file_content(label_set, lang, embeddings, "fp32 text encoder"))
+                    label_entries.append({"set": label_set.name, "lang": lang, "file": rel, "classes": int(embeddings.shape[0])})
+        with phase("golden inputs and outputs"):
+            golden = _write_golden(work, student, tokenizer, manifest_image, parity_images[0], image_model, text_model)
+        with phase("parity, size and latency"):
+            data = _measure(work, student, image_model, text_model, tokenizer, manifest_image, sets, label_entries,
+                            parity_images, parity_texts, zero_shot_count, quantize)
+    data["seconds"] = phase.seconds
     data["golden_texts"] = len(golden["texts"])
     _write_json(folder / REPORT_FILE, data)
     manifest = {
