@@ -31,7 +31,7 @@ from teachers.base import CheckpointTeacher, resolve_device
 from teachers.demo_model import CharTokenizer, DemoCLIP, ImagePreprocess
 
 TEACHER_FORMAT = "compress-demo-teacher"
-TEACHER_VERSION = 1  # bump when the architecture or the training recipe changes
+TEACHER_VERSION = 2  # bump when the architecture or the training recipe changes
 PREPROCESS_VERSION = 1  # bump when image preprocessing or text normalisation changes
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 LANGUAGES = ("en", "zh")

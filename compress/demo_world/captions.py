@@ -25,6 +25,8 @@ SINGLE_TEMPLATES: dict[str, tuple[str, ...]] = {
         "a photo of {a_shape}.",
         "something {color} {pos}.",
         "{a_size} {shape} {pos}.",
+        "there is {a_color} {shape} in the image.",
+        "{a_shape}.",
     ),
     "zh": (
         "一个{color}的{size}{shape}在{pos}。",
@@ -36,6 +38,8 @@ SINGLE_TEMPLATES: dict[str, tuple[str, ...]] = {
         "一张{shape}的照片。",
         "{pos}有一个{color}的东西。",
         "一个{size}{shape}在{pos}。",
+        "图片里有一个{color}的{shape}。",
+        "一个{shape}。",
     ),
 }
 
@@ -51,6 +55,8 @@ SINGLE_CLAIMS: tuple[tuple[str, ...], ...] = (
     ("shape",),
     ("color", "position"),
     ("size", "shape", "position"),
+    ("color", "shape"),
+    ("shape",),
 )
 
 PAIR_TEMPLATES: dict[str, tuple[str, ...]] = {

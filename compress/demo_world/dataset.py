@@ -13,7 +13,7 @@ from compress.demo_world.scene import SPLITS
 from compress.demo_world.world import DEFAULT_IMAGE_SIZE, DemoWorld
 from compress.errors import CompressError
 
-DEMO_WORLD_VERSION = 1  # bump when scenes, rendering or captions change: it is part of every digest
+DEMO_WORLD_VERSION = 2  # bump when scenes, rendering or captions change: it is part of every digest
 DEFAULT_SIZES = {"train": 20000, "val": 500, "test": 1000}
 SAMPLE_LANGUAGES = ("en", "zh")
 

@@ -32,17 +32,18 @@ class ZeroShotTask:
         raise CompressError(f"demo task {self.name!r} has no class for {attributes!r}")
 
 
+# Prompts in the words the world's own captions use (chosen on the val split, never on test).
 SHAPE_TEMPLATES = {
-    "en": ["a photo of a {}.", "a {}.", "a picture of a {}.", "there is a {} in the image.", "a drawing of a {}."],
-    "zh": ["一张{}的照片。", "一个{}。", "图片里有一个{}。", "一幅{}的图画。", "这是一个{}。"],
+    "en": ["a photo of a {}.", "an image showing a {}.", "a picture of a {}.", "a {}.", "one {}."],
+    "zh": ["一张{}的照片。", "图片里有一个{}。", "一个{}。", "一张照片，里面是一个{}。", "有一个{}。"],
 }
 COLOR_TEMPLATES = {
-    "en": ["a photo of something {}.", "a shape in {}.", "one {} shape.", "an object that is {}.", "the color {}."],
-    "zh": ["一个{}的形状。", "颜色是{}。", "一张{}物体的照片。", "一个{}的东西。", "图片里的图形是{}的。"],
+    "en": ["something {}.", "the color {}.", "an object that is {}.", "a shape colored {}.", "one {} shape."],
+    "zh": ["有一个{}的东西。", "一个{}的图形。", "一个{}的东西。", "一个{}的形状。", "颜色是{}。"],
 }
 COLOR_SHAPE_TEMPLATES = {
-    "en": ["a photo of one {}.", "one {}.", "a picture with one {} in it.", "there is one {} in the image."],
-    "zh": ["一张{}的照片。", "一个{}。", "图片里有一个{}。", "这是一个{}。"],
+    "en": ["one {}.", "a photo of the {}.", "a photo of one {}.", "the {}."],
+    "zh": ["图片画着一个{}。", "一张{}的照片。", "这是一个{}。", "一个{}。"],
 }
 
 
