@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 import yaml
 
 from compress.cli import main
@@ -36,10 +35,6 @@ def tiny_config(tmp_path, teacher) -> dict:
 def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("COMPRESS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def run_recipe(tmp_path, config, *extra) -> dict:
@@ -66,6 +61,14 @@ def test_dc_clip_with_the_demo_teacher(tmp_path):
     assert report["zero_shot_top1"]["teacher"]["demo-color"].keys() == {"en", "zh"}
 
 
+def test_the_student_embeds_into_the_teachers_space_unless_told_otherwise(tmp_path):
+    config = tiny_config(tmp_path, TINY_TEACHER)
+    del config["student"]["embed_dim"]
+    report = run_recipe(tmp_path, config)
+    assert report["student"]["embed_dim"] == TINY_TEACHER["embed_dim"]
+    assert report["adapters"] == {"image": {"kind": "identity"}, "text": {"kind": "identity"}}
+
+
 def test_dc_clip_with_a_local_altclip_folder(tmp_path):
     folder = save_tiny_altclip(tmp_path / "altclip")
     config = tiny_config(tmp_path, "demo")
@@ -79,3 +82,32 @@ def test_dc_clip_with_open_clip_image_and_mclip_text_teachers(tmp_path):
     config = tiny_config(tmp_path, "demo")
     report = run_recipe(tmp_path, config, "--teacher", f"{{image: 'open-clip:{clip}', text: 'mclip:{mclip}'}}")
     check_report(report, tmp_path / "runs" / "tiny")
+
+
+def test_dc_clip_ends_with_a_bundle_for_both_targets_and_its_parity_table(tmp_path, capsys):
+    from compress.bundle import load_bundle
+
+    config = tiny_config(tmp_path, TINY_TEACHER)
+    config["export"] = {"targets": ["executorch", "coreml"], "quantize": "int8", "labels": ["demo-color"],
+                        "calibration_count": 8, "parity_count": 4, "zero_shot_count": 16}
+    report = run_recipe(tmp_path, config)
+    bundle = load_bundle(tmp_path / "runs" / "tiny" / "bundle")  # verifies every file's sha256
+    assert {(m["target"], m["precision"]) for m in bundle.models()} == {
+        ("executorch", "fp32"), ("executorch", "int8"), ("coreml", "fp16"), ("coreml", "int8-weights")}
+    assert bundle.manifest["logit_scale"] == pytest.approx(report["logit_scale"])
+    assert report["bundle"]["folder"] == str(tmp_path / "runs" / "tiny" / "bundle")
+    checks = {check["name"]: check for check in report["bundle"]["checks"]}
+    for tower in ("image", "text"):
+        assert checks[f"executorch {tower} fp32 max abs error vs eager"]["passed"]
+        assert f"executorch {tower} int8 mean cosine vs fp32" in checks
+    output = capsys.readouterr().out
+    assert "bundle: size and parity" in output and "bundle: zero-shot top-1" in output
+
+
+def test_unknown_export_option_is_one_clear_error(tmp_path, capsys):
+    config = tiny_config(tmp_path, TINY_TEACHER)
+    config["export"] = {"targets": ["executorch"], "quantise": "int8"}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    assert main(["recipe", "dc_clip", "--config", str(path)]) != 0
+    assert "unknown export option(s) quantise" in capsys.readouterr().err

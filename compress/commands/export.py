@@ -61,26 +61,15 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, float | None]:
     return student_dir, logit_scale
 
 
-def calibration_samples(spec: str, count: int) -> list:
-    """`count` samples spread evenly over a dataset (skipped samples are passed over)."""
+def calibration_samples(spec, count: int) -> list:
+    """`count` calibration samples spread evenly over the dataset `spec`."""
     from compress.api import open_data
 
     if count < 1:
         raise CompressError(f"--calibration-count must be at least 1, got {count}")
-    data = open_data(spec)
-    if len(data) == 0:
-        raise CompressError(f"{spec}: no samples for calibration")
-    step = max(1, len(data) // count)
-    samples = []
-    for index in range(0, len(data), step):
-        sample = data[index]
-        if sample is not None:
-            samples.append(sample)
-        if len(samples) == count:
-            break
-    if not samples:
-        raise CompressError(f"{spec}: every calibration sample was skipped")
-    return samples
+    from compress.data import spread_samples
+
+    return spread_samples(open_data(spec), count, f"{spec} (calibration)")
 
 
 def _split(value: str | None) -> list[str]:

@@ -23,7 +23,7 @@ from compress.data.loader import MixedDataset, SampleBatch, SkipStats, collate_s
 from compress.data.manifest import open_manifest
 from compress.data.policy import REASONS, check_on_bad
 from compress.data.sample import Sample
-from compress.data.sampler import EpochSampler, epoch_order
+from compress.data.sampler import EpochSampler, epoch_order, spread_samples
 from compress.data.shards import open_shards
 from compress.errors import CompressError
 
@@ -40,6 +40,7 @@ __all__ = [
     "SkipStats",
     "collate_samples",
     "epoch_order",
+    "spread_samples",
     "load_image",
     "open_dataset",
     "open_manifest",

@@ -1,4 +1,4 @@
-"""A seeded, resumable order of sample indices for one epoch.
+"""A seeded, resumable order of sample indices for one epoch, and evenly spread subsets.
 
 Epoch e of a run with seed s visits the indices in the permutation `epoch_order(n, s, e)`. With
 several ranks (DistributedDataParallel), the permutation is padded by wrapping around to a multiple
@@ -15,6 +15,8 @@ from collections.abc import Iterator
 
 import torch
 from torch.utils.data import Sampler
+
+from compress.errors import CompressError
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
@@ -56,3 +58,22 @@ class EpochSampler(Sampler[int]):
     def __repr__(self) -> str:
         return (f"EpochSampler(n={self.n}, seed={self.seed}, epoch={self.epoch}, start={self.start}, "
                 f"rank={self.rank}, world_size={self.world_size})")
+
+
+def spread_samples(data, count: int, source: str) -> list:
+    """`count` samples spread evenly over `data` (skipped samples are passed over)."""
+    if count < 1:
+        raise CompressError(f"{source}: the sample count must be at least 1, got {count}")
+    if len(data) == 0:
+        raise CompressError(f"{source}: no samples")
+    step = max(1, len(data) // count)
+    samples = []
+    for index in range(0, len(data), step):
+        sample = data[index]
+        if sample is not None:
+            samples.append(sample)
+        if len(samples) == count:
+            break
+    if not samples:
+        raise CompressError(f"{source}: every sample was skipped")
+    return samples

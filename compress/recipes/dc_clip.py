@@ -8,6 +8,7 @@
 3. Stage 1: each student tower regresses the teacher's embeddings (feature distillation).
 4. Stage 2: contrastive alignment of the two student towers on the image-text pairs.
 5. Zero-shot evaluation of teacher and student in English and Chinese; report.json.
+6. The bundle for phone apps (ExecuTorch and Core ML), with its parity and size table.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from typing import Any
 from rich.console import Console
 
 import compress
+from compress.console import make_console
+from compress.data import spread_samples
+from compress.errors import CompressError
 from compress.eval.datasets import demo_task_set
 from compress.eval.report import write_eval_report
 from compress.eval.runner import evaluate_models
@@ -47,7 +51,7 @@ def student_section(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(config: dict[str, Any], resume: bool = False) -> dict[str, Any]:
-    console = Console()
+    console = make_console()
     run_dir = Path(config.get("runs_dir", "runs")) / config["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "recipe.json").write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -65,7 +69,11 @@ def run(config: dict[str, Any], resume: bool = False) -> dict[str, Any]:
         tok = config.get("tokenizer", {})
         train_tokenizer([caption for caption, _ in data.captions()], tokenizer_path,
                         vocab_size=tok.get("vocab_size", 8000), model_type=tok.get("model_type", "unigram"))
-    student = compress.build_student({**student_section(config), "tokenizer": str(tokenizer_path)})
+    student_config = {**student_section(config), "tokenizer": str(tokenizer_path)}
+    # Unless told otherwise the student embeds into the teacher's space: stage 1 then needs no
+    # adapters, so the two student towers it trains land in one shared space.
+    student_config.setdefault("embed_dim", int(teacher.embed_dim))
+    student = compress.build_student(student_config)
 
     # 3 + 4. Feature distillation, then alignment.
     distiller = compress.Distiller(teacher, student, data=data, val_data=val_data, run_dir=run_dir,
@@ -84,8 +92,42 @@ def run(config: dict[str, Any], resume: bool = False) -> dict[str, Any]:
     report_path = run_dir / "report.json"
     report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else dict(training)
     report["zero_shot_top1"] = zero_shot_scores(results, languages)
-    tmp = report_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, report_path)
+    write_report(report_path, report)
+
+    # 6. The bundle the apps load, measured against the trained student.
+    if config.get("export"):
+        report["bundle"] = export_run_bundle(student, config["export"], data, val_data, run_dir, training, console)
+        write_report(report_path, report)
     console.print(f"report: {report_path}")
     return report
+
+
+EXPORT_OPTIONS = {"targets", "quantize", "labels", "calibration_count", "parity_count", "zero_shot_count"}
+
+
+def export_run_bundle(student, options: dict[str, Any], data, val_data, run_dir: Path, training: dict,
+                      console: Console) -> dict[str, Any]:
+    """Write `run_dir/bundle` (int8 calibrated on training samples, parity on held-out ones); its summary."""
+    from compress.bundle import export_bundle
+
+    unknown = sorted(set(options) - EXPORT_OPTIONS)
+    if unknown:
+        raise CompressError(f"unknown export option(s) {', '.join(unknown)}; options: {', '.join(sorted(EXPORT_OPTIONS))}")
+    quantize = options.get("quantize", "none")
+    calibration = spread_samples(data, options.get("calibration_count", 64), "training data (calibration)") \
+        if quantize == "int8" else None
+    parity = spread_samples(val_data, options.get("parity_count", 32), "validation data (parity)") if val_data else None
+    bundle = export_bundle(
+        student, run_dir / "bundle", targets=options.get("targets", ["executorch", "coreml"]), quantize=quantize,
+        label_sets=options.get("labels", ["demo-shape", "demo-color"]), calibration_samples=calibration,
+        parity_samples=parity, parity_count=options.get("parity_count", 32),
+        zero_shot_count=options.get("zero_shot_count", 200), logit_scale=training.get("logit_scale"),
+        source=str(run_dir / "student"), overwrite=True, console=console,
+    )
+    return {"folder": str(bundle.folder), "passed": bundle.passed, "checks": bundle.data["checks"]}
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
