@@ -35,6 +35,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table  # noqa: E402
 from torch import nn  # noqa: E402
 
+from compress.console import make_console  # noqa: E402
+from compress.recipes import load_config  # noqa: E402
 from compress.search import build_tower, default_space_path, example_input, load_space, parse_space  # noqa: E402
 from compress.search.measure import library_versions, machine_description  # noqa: E402
 from compress.search.towers import text_ids  # noqa: E402
@@ -104,6 +106,13 @@ def towers(default_only: bool):
                               "candidates": [{"model": default_image["model"], "image_size": 224}]}).candidates[0]
     out.append(("image", f"{same_input.name} (default model at 224 px)", lambda: build_tower(same_input),
                 lambda: example_input(same_input), False, False))
+    # The image tower the dc_clip recipe's demo preset trains (it learns shapes faster from scratch).
+    preset = load_config("dc_clip").get("student", {}).get("image")
+    if isinstance(preset, dict) and {k: preset.get(k) for k in default_image} != default_image:
+        recipe_image = parse_space({"family": "image", "embed_dim": DEFAULT_CONFIG["embed_dim"],
+                                    "candidates": [{k: preset[k] for k in ("model", "image_size")}]}).candidates[0]
+        out.append(("image", f"{recipe_image.name} (dc_clip demo preset)", lambda: build_tower(recipe_image),
+                    lambda: example_input(recipe_image), False, False))
     out.append(("image", "CLIP ViT-B/16 @224", clip_vit_b16_image_tower, lambda: torch.randn(1, 3, 224, 224), True, False))
     ids = lambda: _xlmr_ids(text_length)  # noqa: E731
     out.append(("text", f"XLM-R-base (T{text_length})", XLMRobertaTextTower, ids, True, False))
@@ -186,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=20, help="timed runs of every tower, interleaved")
     parser.add_argument("--out", default="runs/bench-students")
     args = parser.parse_args(argv)
-    console = Console()
+    console = make_console()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = lower_all(towers(args.default_only), out / "pte", console)
