@@ -41,14 +41,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 import compress
-from compress.console import make_console
 from compress.bundle.labels import LabelSet, label_embeddings, label_file_content, resolve_label_set
 from compress.bundle.loader import MANIFEST, SCHEMA_VERSION, file_entries, load_bundle, validate_manifest
 from compress.bundle.modules import ImageEncoderForExport, TextEncoderForExport
 from compress.bundle.preprocess import BundleTokenizer, image_input
+from compress.console import make_console
 from compress.errors import CompressError
 from compress.quant.measure import embedding_cosine, latency_ms
-
 
 TARGETS = ("executorch", "coreml")
 QUANTIZE = ("none", "int8")

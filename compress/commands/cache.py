@@ -8,8 +8,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from compress.console import make_console
 from compress.cache.presets import AUGMENTATIONS, DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE
+from compress.console import make_console
 from compress.errors import CompressError
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from rich.table import Table
 
 from compress import registry
-
 from compress.console import make_console
 
 
