@@ -32,7 +32,7 @@ class ZeroShotTask:
         raise CompressError(f"demo task {self.name!r} has no class for {attributes!r}")
 
 
-# Prompts in the words the world's own captions use (chosen on the val split, never on test).
+# Prompts in the words the world's own captions use.
 SHAPE_TEMPLATES = {
     "en": ["a photo of a {}.", "an image showing a {}.", "a picture of a {}.", "a {}.", "one {}."],
     "zh": ["一张{}的照片。", "图片里有一个{}。", "一个{}。", "一张照片，里面是一个{}。", "有一个{}。"],
