@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from compress.demo_world import DEMO_WORLD_VERSION, alphabet
 from compress.errors import CompressError
+from compress.files import file_sha256
 from compress.paths import cache_dir
 from teachers.base import CheckpointTeacher, resolve_device
 from teachers.demo_model import CharTokenizer, DemoCLIP, ImagePreprocess
@@ -136,14 +137,6 @@ def _write_atomically(path: Path, write) -> None:
         raise
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def save_demo_teacher(model: DemoCLIP, tokenizer: CharTokenizer, config: dict, summary: dict, folder: Path) -> None:
     """Weights first, then the config that marks the folder complete; each file written atomically."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -158,7 +151,7 @@ def save_demo_teacher(model: DemoCLIP, tokenizer: CharTokenizer, config: dict, s
         "config": config,
         "alphabet": tokenizer.alphabet,
         "preprocessing": {"image_size": config["image_size"], "resize": "bilinear to square", "mean": [0.5] * 3, "std": [0.5] * 3},
-        "weights_sha256": _sha256(folder / WEIGHTS_FILE),
+        "weights_sha256": file_sha256(folder / WEIGHTS_FILE),
         "training": summary,
     }
     text = json.dumps(record, indent=2, ensure_ascii=False)
@@ -181,7 +174,7 @@ def read_demo_teacher(folder: Path, device: str = "cpu") -> DemoTeacher:
         )
     if not weights_path.is_file():
         raise CompressError(f"{weights_path}: missing; the demo teacher folder is incomplete")
-    sha = _sha256(weights_path)
+    sha = file_sha256(weights_path)
     if sha != record.get("weights_sha256"):
         raise CompressError(f"{weights_path}: sha256 {sha[:12]}... does not match {CONFIG_FILE} ({str(record.get('weights_sha256'))[:12]}...)")
     try:

@@ -8,7 +8,6 @@ a file it does not list.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -16,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from compress.errors import CompressError
+from compress.files import file_sha256
 
 MANIFEST = "manifest.json"
 SCHEMA_FILE = "manifest.schema.json"
@@ -42,14 +42,6 @@ def validate_manifest(manifest: dict, source: str = MANIFEST) -> None:
         error = errors[0]
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise BundleError(f"{source}: invalid manifest at {where}: {error.message}")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def list_files(folder: Path) -> list[str]:

@@ -39,7 +39,7 @@ from compress.cache.augment import (
 from compress.cache.presets import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE
 from compress.data.policy import drain_journal
 from compress.errors import CompressError
-
+from compress.files import file_sha256
 
 
 # ---------------------------------------------------------------------- ranks
@@ -420,7 +420,7 @@ def finalize_cache(out: str | Path) -> dict[str, Any]:
                 seen.add(key)
         reasons.update(reason for _, _, reason in json.loads(meta.get("skips", "[]")))
         shards.append({"file": f"{layout.SHARD_DIR}/{path.name}", "start": start, "stop": stop,
-                       "samples": sum(1 for key in keys if key), "sha256": layout.file_sha256(path)})
+                       "samples": sum(1 for key in keys if key), "sha256": file_sha256(path)})
     index = {
         **plan,
         "plan_digest": digest,

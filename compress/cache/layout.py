@@ -93,14 +93,6 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def clear_stale_temporaries(out: Path, shards: list[int]) -> int:
     """Remove the temporary files a killed build left for `shards` (this rank's); returns how many.
 

@@ -32,6 +32,7 @@ from compress.cache import layout
 from compress.cache.augment import Augmentation, ViewParams, apply_augmentation, make_augmentation, params_from_tensors
 from compress.data.sample import Sample
 from compress.errors import CompressError
+from compress.files import file_sha256
 
 VIEW_SUFFIX = re.compile(r"^(?P<key>.*)#v(?P<view>\d+)$")
 
@@ -109,7 +110,7 @@ class TeacherCache:
             path = self.folder / entry["file"]
             if not path.is_file():
                 raise CompressError(f"{path}: missing; the teacher cache is incomplete")
-            if layout.file_sha256(path) != entry["sha256"]:
+            if file_sha256(path) != entry["sha256"]:
                 raise CompressError(f"{path}: sha256 differs from {layout.INDEX_FILE}; "
                                     "the shard was changed or damaged")
             with safe_open(str(path), framework="pt") as f:

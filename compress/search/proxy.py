@@ -27,6 +27,7 @@ from rich.console import Console
 from torch.utils.data import Dataset
 
 from compress.errors import CompressError
+from compress.files import file_sha256
 from compress.paths import cache_dir
 from compress.search.settings import ProxySettings
 from compress.search.space import Candidate
@@ -255,13 +256,7 @@ def _checkpoint_digest(candidate: Candidate) -> str | None:
     checkpoint = candidate.resolved.get("checkpoint")
     if not checkpoint:
         return None
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(Path(checkpoint).expanduser(), "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(Path(checkpoint).expanduser())
 
 
 def proxy_candidate(candidate: Candidate, data: ProxyData, cache: ProxyCache | None, run_dir: str | Path,
