@@ -581,3 +581,16 @@ def test_sampler_shares_an_epoch_between_ranks():
         EpochSampler(n, 0, 4, start=5, rank=0, world_size=world)
     with pytest.raises(ValueError, match="rank 3"):
         EpochSampler(n, 0, 4, rank=3, world_size=world)
+
+
+def test_spread_samples_takes_evenly_spaced_samples_and_passes_over_skipped_ones():
+    from compress.data import spread_samples
+
+    assert spread_samples(list(range(10)), 5, "ten") == [0, 2, 4, 6, 8]
+    assert spread_samples([None, 1, 2, 3, 4, 5], 3, "six") == [2, 4]  # step 2: index 0 is skipped, not replaced
+    with pytest.raises(CompressError, match="empty: no samples"):
+        spread_samples([], 4, "empty")
+    with pytest.raises(CompressError, match="bad: every sample was skipped"):
+        spread_samples([None, None], 2, "bad")
+    with pytest.raises(CompressError, match="zero: the sample count must be at least 1"):
+        spread_samples([1, 2], 0, "zero")
