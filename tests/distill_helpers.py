@@ -163,6 +163,27 @@ class ColourPairs(torch.utils.data.Dataset):
         return Sample(image=Image.fromarray(pixels, "RGB"), caption=caption, lang=lang, key=f"colour/{index}")
 
 
+class Crash(Exception):
+    pass
+
+
+class CrashAfter(torch.utils.data.Dataset):
+    """Raises once `reads` samples have been read, like a machine going down mid-epoch."""
+
+    def __init__(self, base, reads: int):
+        self.base, self.left = base, reads
+        self.skipped = base.skipped
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, index):
+        if self.left == 0:
+            raise Crash(f"stopped before reading sample {index}")
+        self.left -= 1
+        return self.base[index]
+
+
 def make_student(seed: int = 0, **options) -> TinyStudent:
     torch.manual_seed(seed)
     return TinyStudent(**options)
@@ -172,13 +193,14 @@ def make_student(seed: int = 0, **options) -> TinyStudent:
 RESUME_STEPS_PER_RUN = 16  # 24 samples / batch 6 = 4 steps per epoch, 2 epochs per stage, 2 stages
 
 
-def resume_distiller(run_dir, data=None, student_seed: int = 0):
-    """The run the resume tests interrupt: both stages, warmup + cosine, dropout, checkpoints every 3 steps."""
+def resume_distiller(run_dir, data=None, student_seed: int = 0, **options):
+    """The run the resume tests interrupt: both stages, warmup + cosine, dropout, checkpoints every 3 steps.
+    Keyword options (device, precision, ...) go to the Distiller."""
     from compress.distill import Distiller
 
     return Distiller(
         RandomTeacher(embed_dim=24), make_student(seed=student_seed, embed_dim=16),
         data=data if data is not None else ColourPairs(24), run_dir=run_dir,
         batch_size=6, epochs=2, lr=1e-2, warmup_steps=2, checkpoint_every=3,
-        stage2_losses={"infonce": 1.0, "affinity": 0.5}, progress=False, seed=7,
+        stage2_losses={"infonce": 1.0, "affinity": 0.5}, progress=False, seed=7, **options,
     )

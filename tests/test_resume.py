@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from distill_helpers import RESUME_STEPS_PER_RUN, ColourPairs, resume_distiller
+from distill_helpers import RESUME_STEPS_PER_RUN, ColourPairs, Crash, CrashAfter, resume_distiller
 from torch import nn
 
 from compress.distill import checkpoint as ckpt
@@ -29,27 +29,6 @@ def reference(tmp_path_factory):
     distiller = resume_distiller(tmp_path_factory.mktemp("reference") / "run")
     report = distiller.fit("both")
     return report, {k: v.clone() for k, v in distiller.trainable.state_dict().items()}
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashAfter(torch.utils.data.Dataset):
-    """Raises once `reads` samples have been read, like a machine going down mid-epoch."""
-
-    def __init__(self, base, reads: int):
-        self.base, self.left = base, reads
-        self.skipped = base.skipped
-
-    def __len__(self):
-        return len(self.base)
-
-    def __getitem__(self, index):
-        if self.left == 0:
-            raise Crash(f"stopped before reading sample {index}")
-        self.left -= 1
-        return self.base[index]
 
 
 def _assert_same_run(report, weights, reference):
