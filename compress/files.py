@@ -1,9 +1,15 @@
-"""File digests shared by the bundle, the teacher cache, the demo teacher and the search caches."""
+"""Files written whole and read back checked: atomic writes and sha256 digests, shared by every
+part of compress that publishes files (runs, checkpoints, caches, students, bundles, search)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def file_sha256(path: str | Path) -> str:
@@ -13,3 +19,56 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def temporary_name(path: Path) -> Path:
+    """A fresh temporary path beside `path`: `.<name>.<pid>.<random>.tmp` (the same folder, so the
+    final rename stays on one file system)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def write_atomically(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """Publish `path` whole: `write(temp)` fills a temporary file beside it, which is flushed to disk
+    and renamed over `path`. A reader, or a process killed mid-write, sees the old file or the new
+    one, never part of one. A failed `write` leaves the old file and no temporary behind."""
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = temporary_name(path)
+    try:
+        write(temp)
+        with open(temp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    fsync_folder(path.parent)
+    return path
+
+
+def write_bytes_atomically(path: str | Path, data: bytes) -> Path:
+    return write_atomically(path, lambda temp: temp.write_bytes(data))
+
+
+def write_text_atomically(path: str | Path, text: str) -> Path:
+    return write_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
+
+
+def write_json_atomically(path: str | Path, value: Any, *, indent: int | None = 2,
+                          default: Callable[[Any], Any] | None = None) -> Path:
+    """`value` as UTF-8 JSON (non-ASCII kept as is) ending in a newline, written atomically."""
+    return write_text_atomically(path, json.dumps(value, indent=indent, ensure_ascii=False, default=default) + "\n")
+
+
+def fsync_folder(path: Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk, where the platform allows it."""
+    try:
+        handle = os.open(path, os.O_RDONLY)
+    except OSError:  # platforms without folder file descriptors
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)

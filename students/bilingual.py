@@ -23,12 +23,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from compress.errors import CompressError
+from compress.files import write_atomically, write_json_atomically
 from compress.protocols import LANGUAGES
-from students.files import save_safetensors_atomic, write_json_atomic
 from students.mobilevit import MobileViTImageTower
 from students.preprocessing import ImagePreprocessing
 from students.text_encoder import TextEncoder
@@ -190,13 +190,15 @@ class BilingualStudent(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         if self.tokenizer is not None:
             self.tokenizer.save(folder / TOKENIZER_FILE)
-        save_safetensors_atomic(folder / WEIGHTS_FILE, self.state_dict(), metadata={"format": "pt", "family": FAMILY})
+        weights = {name: t.detach().cpu().contiguous() for name, t in self.state_dict().items()}
+        write_atomically(folder / WEIGHTS_FILE,
+                         lambda temp: save_file(weights, str(temp), metadata={"format": "pt", "family": FAMILY}))
         saved_config = copy.deepcopy(self.config)
         saved_config["tokenizer"] = TOKENIZER_FILE if self.tokenizer is not None else None
         if saved_config.get("image"):
             saved_config["image"]["checkpoint"] = None  # the weights are in model.safetensors now
         state = {"family": FAMILY, "format_version": FORMAT_VERSION, "config": saved_config, **self.describe()}
-        write_json_atomic(folder / CONFIG_FILE, state)
+        write_json_atomically(folder / CONFIG_FILE, state)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> BilingualStudent:

@@ -19,7 +19,7 @@ import sentencepiece as spm
 import torch
 
 from compress.errors import CompressError
-from students.files import write_bytes_atomic
+from compress.files import write_bytes_atomically
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 MODEL_TYPES = ("unigram", "bpe")
@@ -88,7 +88,7 @@ class SentencePieceTokenizer:
         path = Path(path)
         if path.is_dir():
             path = path / FILENAME
-        write_bytes_atomic(path, self._model_bytes)
+        write_bytes_atomically(path, self._model_bytes)
         return path
 
     def pieces(self, text: str) -> list[int]:

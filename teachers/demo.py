@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from compress.demo_world import DEMO_WORLD_VERSION, alphabet
 from compress.errors import CompressError
-from compress.files import file_sha256
+from compress.files import file_sha256, write_atomically, write_text_atomically
 from compress.paths import cache_dir
 from teachers.base import CheckpointTeacher, resolve_device
 from teachers.demo_model import CharTokenizer, DemoCLIP, ImagePreprocess
@@ -125,23 +123,11 @@ class DemoTeacher(CheckpointTeacher):
         return self.model.text_tower(self.tokenizer(texts).to(self.device))
 
 
-def _write_atomically(path: Path, write) -> None:
-    """Call `write(temp_path)` for a temp file beside `path`, then rename it over `path`."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(Path(temp))
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def save_demo_teacher(model: DemoCLIP, tokenizer: CharTokenizer, config: dict, summary: dict, folder: Path) -> None:
     """Weights first, then the config that marks the folder complete; each file written atomically."""
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _write_atomically(folder / WEIGHTS_FILE, lambda p: save_file(state, str(p), metadata={"format": TEACHER_FORMAT}))
+    write_atomically(folder / WEIGHTS_FILE, lambda p: save_file(state, str(p), metadata={"format": TEACHER_FORMAT}))
     record = {
         "format": TEACHER_FORMAT,
         "teacher_version": TEACHER_VERSION,
@@ -155,7 +141,7 @@ def save_demo_teacher(model: DemoCLIP, tokenizer: CharTokenizer, config: dict, s
         "training": summary,
     }
     text = json.dumps(record, indent=2, ensure_ascii=False)
-    _write_atomically(folder / CONFIG_FILE, lambda p: p.write_text(text, encoding="utf-8"))
+    write_text_atomically(folder / CONFIG_FILE, text)
 
 
 def read_demo_teacher(folder: Path, device: str = "cpu") -> DemoTeacher:

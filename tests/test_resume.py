@@ -171,11 +171,3 @@ def test_a_broken_or_foreign_checkpoint_is_refused_with_its_path(tmp_path):
     (path / ckpt.TRAINING_FILE).unlink()
     with pytest.raises(CompressError, match="not a checkpoint"):
         ckpt.load_checkpoint(path, _tiny_model())
-
-
-def test_json_is_written_atomically(tmp_path):
-    target = tmp_path / "report.json"
-    ckpt.write_json_atomic(target, {"a": 1})
-    ckpt.write_json_atomic(target, {"a": 2, "text": "中文"})
-    assert json.loads(target.read_text(encoding="utf-8")) == {"a": 2, "text": "中文"}
-    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]

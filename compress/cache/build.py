@@ -39,7 +39,7 @@ from compress.cache.augment import (
 from compress.cache.presets import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE
 from compress.data.policy import drain_journal
 from compress.errors import CompressError
-from compress.files import file_sha256
+from compress.files import file_sha256, write_atomically, write_json_atomically
 
 
 # ---------------------------------------------------------------------- ranks
@@ -152,7 +152,7 @@ def prepare_folder(out: Path, plan: dict[str, Any]) -> None:
         return
     if out.exists() and (not out.is_dir() or any(not p.name.endswith(".tmp") for p in out.iterdir())):
         raise CompressError(f"{out}: exists and is not a teacher cache; choose an empty or new folder")
-    layout.write_json_atomically(plan_file, plan)
+    write_json_atomically(plan_file, plan)
 
 
 # ---------------------------------------------------------------------- reading samples and their views
@@ -351,7 +351,7 @@ def _build_shard(teacher, dataset, settings: Augmentation, plan, digest, out, sh
                 "stop": str(indices.stop), "keys": json.dumps(keys, ensure_ascii=False),
                 "skips": json.dumps(skips, ensure_ascii=False)}
     path = layout.shard_path(out, shard)
-    layout.write_atomically(path, lambda temp: save_file(tensors, str(temp), metadata=metadata))
+    write_atomically(path, lambda temp: save_file(tensors, str(temp), metadata=metadata))
     return counted
 
 
@@ -428,5 +428,5 @@ def finalize_cache(out: str | Path) -> dict[str, Any]:
         "skipped": {"count": len(skipped_indices), "by_reason": dict(reasons), "indices": skipped_indices},
         "shards": shards,
     }
-    layout.write_json_atomically(out / layout.INDEX_FILE, index)
+    write_json_atomically(out / layout.INDEX_FILE, index)
     return index

@@ -1,4 +1,4 @@
-"""The on-disk layout of a teacher cache, and writing it atomically.
+"""The on-disk layout of a teacher cache.
 
     <out>/build.json                  the plan: teacher, dataset, augmentation, shard size (written first)
     <out>/shards/shard-00000.safetensors, ...
@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,26 +52,6 @@ def shards_of_rank(num_shards: int, rank: int, world_size: int) -> list[int]:
 def plan_digest(plan: dict[str, Any]) -> str:
     """sha256 hex of the plan's canonical JSON: shards record it so foreign shards are recognised."""
     return hashlib.sha256(json.dumps(plan, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """`write(temp)` for a temporary file beside `path`, fsync, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(Path(temp))
-        with open(temp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
-    text = json.dumps(payload, indent=2, ensure_ascii=False)
-    write_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
 
 
 def read_json(path: Path, what: str) -> dict[str, Any]:

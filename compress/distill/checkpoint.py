@@ -29,6 +29,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from compress.errors import CompressError
+from compress.files import fsync_folder
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"
@@ -133,33 +134,6 @@ def _fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # platforms without directory file descriptors
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_json_atomic(path: str | Path, payload: Any) -> Path:
-    """Write JSON to a temporary file beside `path`, fsync it, then `os.replace` it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=1, ensure_ascii=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-    return path
-
-
 def save_checkpoint(root: str | Path, global_step: int, model: nn.Module, optimizer_state: dict[str, Any] | None,
                     state: dict[str, Any], keep: int = 2) -> Path:
     """Publish `<root>/step-<global_step>/` atomically, then drop all but the newest `keep` checkpoints.
@@ -187,7 +161,7 @@ def save_checkpoint(root: str | Path, global_step: int, model: nn.Module, optimi
         handle.write(json.dumps(payload, ensure_ascii=False))
     for name in (MODEL_FILE, TRAINING_FILE, STATE_FILE):
         _fsync_file(tmp / name)
-    _fsync_dir(tmp)
+    fsync_folder(tmp)
 
     if final.exists():  # the same step written again (a rerun): swap the old one out first
         stale = root / f".stale-{final.name}-{os.getpid()}"
@@ -196,7 +170,7 @@ def save_checkpoint(root: str | Path, global_step: int, model: nn.Module, optimi
         shutil.rmtree(stale)
     else:
         os.replace(tmp, final)
-    _fsync_dir(root)
+    fsync_folder(root)
 
     for old in list_checkpoints(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)

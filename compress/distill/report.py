@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from compress.distill.checkpoint import write_json_atomic
+from compress.files import write_atomically, write_json_atomically
 
 STAGE_TITLES = {"distill": "stage 1: feature distillation", "align": "stage 2: alignment"}
 
@@ -47,7 +47,7 @@ def _number(value: float | None) -> str:
 
 
 def write_report(run_dir: str | Path, report: dict[str, Any]) -> Path:
-    return write_json_atomic(Path(run_dir) / "report.json", report)
+    return write_json_atomically(Path(run_dir) / "report.json", report)
 
 
 def plot_loss_curves(loss_log: Sequence[Mapping[str, Any]], path: str | Path,
@@ -79,8 +79,4 @@ def plot_loss_curves(loss_log: Sequence[Mapping[str, Any]], path: str | Path,
         if rows:
             axes.legend(loc="upper right")
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    figure.savefig(tmp, format="png")
-    tmp.replace(path)
-    return path
+    return write_atomically(path, lambda temp: figure.savefig(temp, format="png"))

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from rich.console import Console
@@ -14,6 +11,7 @@ from rich.table import Table
 from compress.console import make_console
 from compress.eval import metrics as M
 from compress.eval.runner import CLASSIFICATION, RETRIEVAL, EvalResults
+from compress.files import write_json_atomically
 
 RETRIEVAL_COLUMNS = [M.recall_name(d, k) for d in ("i2t", "t2i") for k in M.RECALL_KS] + ["mean_recall"]
 
@@ -123,17 +121,6 @@ def plot_comparison(results: EvalResults, dataset: str, lang: str, path: Path) -
     return path
 
 
-def _write_json_atomically(data, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_eval_report(
     results: EvalResults, out_dir: str | Path, console: Console | None = None, show: bool = True
 ) -> dict[str, object]:
@@ -144,7 +131,7 @@ def write_eval_report(
     if show:
         print_eval_tables(results, console)
     json_path = out / "eval.json"
-    _write_json_atomically(results.to_dict(), json_path)
+    write_json_atomically(json_path, results.to_dict())
     charts = []
     for dataset in results.datasets:
         for lang in results.languages:

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from compress.errors import CompressError
 from compress.eval.datasets import demo_task_set
 from compress.eval.report import write_eval_report
 from compress.eval.runner import evaluate_models
+from compress.files import write_json_atomically
 from students.tokenizer import train_tokenizer
 
 
@@ -54,7 +54,7 @@ def run(config: dict[str, Any], resume: bool = False) -> dict[str, Any]:
     console = make_console()
     run_dir = Path(config.get("runs_dir", "runs")) / config["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "recipe.json").write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_json_atomically(run_dir / "recipe.json", config)
     console.rule(f"dc_clip → {run_dir}")
 
     # 1. Teacher and data.
@@ -92,12 +92,12 @@ def run(config: dict[str, Any], resume: bool = False) -> dict[str, Any]:
     report_path = run_dir / "report.json"
     report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else dict(training)
     report["zero_shot_top1"] = zero_shot_scores(results, languages)
-    write_report(report_path, report)
+    write_json_atomically(report_path, report)
 
     # 6. The bundle the apps load, measured against the trained student.
     if config.get("export"):
         report["bundle"] = export_run_bundle(student, config["export"], data, val_data, run_dir, training, console)
-        write_report(report_path, report)
+        write_json_atomically(report_path, report)
     console.print(f"report: {report_path}")
     return report
 
@@ -125,9 +125,3 @@ def export_run_bundle(student, options: dict[str, Any], data, val_data, run_dir:
         source=str(run_dir / "student"), overwrite=True, console=console,
     )
     return {"folder": str(bundle.folder), "passed": bundle.passed, "checks": bundle.data["checks"]}
-
-
-def write_report(path: Path, report: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from compress.errors import CompressError
+from compress.files import write_json_atomically
 
 LUT_FORMAT = "compress-op-latency-table"
 LUT_VERSION = 1
@@ -132,10 +133,4 @@ def lut_template(ops_by_tower: Mapping[str, Mapping[str, int]], device: str = ""
 
 def write_lut_template(path: str | Path, ops_by_tower: Mapping[str, Mapping[str, int]], device: str = "",
                        runtime: str = "") -> Path:
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    template = lut_template(ops_by_tower, device=device, runtime=runtime)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(json.dumps(template, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    temp.replace(path)
-    return path
+    return write_json_atomically(path, lut_template(ops_by_tower, device=device, runtime=runtime))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+
+from compress.files import write_json_atomically
 
 QUALITY_LABELS = {"val_loss": "proxy quality (-val loss)", "zero_shot": "proxy zero-shot top-1"}
 
@@ -48,11 +48,7 @@ def front_table(front: list, chosen, rank_by: str) -> Table:
 
 
 def write_json(path: Path, report: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(temp, path)
-    return path
+    return write_json_atomically(path, report, default=str)
 
 
 def plot_search(path: Path, image_results: list, text_results: list, pairs: list, front: list, chosen,

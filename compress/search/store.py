@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from compress.files import write_json_atomically
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +49,5 @@ class JsonStore:
         return record
 
     def put(self, key_fields: dict[str, Any], record: dict[str, Any]) -> Path:
-        path = self.path_for(key_fields)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"key": json.loads(json.dumps(key_fields, sort_keys=True, default=str)), **record}
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(payload, out, indent=2, ensure_ascii=False, default=str)
-                out.write("\n")
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_json_atomically(self.path_for(key_fields), payload, default=str)

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from compress.errors import CompressError
+from compress.files import write_text_atomically
 from compress.search.space import ARCHITECTURE_KEYS, Candidate
 
 FAMILY = "bilingual"
@@ -42,14 +43,8 @@ def chosen_student_config(image: Candidate, text: Candidate) -> dict[str, Any]:
 
 
 def write_student_config(path: str | Path, config: dict[str, Any], header: str = "") -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     comment = "".join(f"# {line}\n".replace("# \n", "#\n") for line in header.splitlines())
-    text = comment + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    temp.replace(path)
-    return path
+    return write_text_atomically(path, comment + yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
 
 def read_student_config(path: str | Path) -> dict[str, Any]:
