@@ -21,7 +21,7 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def temporary_name(path: Path) -> Path:
+def _temporary_name(path: Path) -> Path:
     """A fresh temporary path beside `path`: `.<name>.<pid>.<random>.tmp` (the same folder, so the
     final rename stays on one file system)."""
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -33,7 +33,7 @@ def write_atomically(path: str | Path, write: Callable[[Path], Any]) -> Path:
     one, never part of one. A failed `write` leaves the old file and no temporary behind."""
     path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = temporary_name(path)
+    temp = _temporary_name(path)
     try:
         write(temp)
         with open(temp, "rb") as handle:
@@ -58,6 +58,14 @@ def write_json_atomically(path: str | Path, value: Any, *, indent: int | None = 
                           default: Callable[[Any], Any] | None = None) -> Path:
     """`value` as UTF-8 JSON (non-ASCII kept as is) ending in a newline, written atomically."""
     return write_text_atomically(path, json.dumps(value, indent=indent, ensure_ascii=False, default=default) + "\n")
+
+
+def save_tensors_atomically(path: str | Path, tensors: dict, metadata: dict[str, str] | None = None) -> Path:
+    """Tensors (moved to the CPU, made contiguous) as a safetensors file, written atomically."""
+    from safetensors.torch import save_file  # torch stays out of the modules that only write JSON
+
+    cpu = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
+    return write_atomically(path, lambda temp: save_file(cpu, str(temp), metadata=metadata))
 
 
 def fsync_folder(path: Path) -> None:

@@ -23,11 +23,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from compress.errors import CompressError
-from compress.files import write_atomically, write_json_atomically
+from compress.files import save_tensors_atomically, write_json_atomically
 from compress.protocols import LANGUAGES
 from students.mobilevit import MobileViTImageTower
 from students.preprocessing import ImagePreprocessing
@@ -190,9 +190,7 @@ class BilingualStudent(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         if self.tokenizer is not None:
             self.tokenizer.save(folder / TOKENIZER_FILE)
-        weights = {name: t.detach().cpu().contiguous() for name, t in self.state_dict().items()}
-        write_atomically(folder / WEIGHTS_FILE,
-                         lambda temp: save_file(weights, str(temp), metadata={"format": "pt", "family": FAMILY}))
+        save_tensors_atomically(folder / WEIGHTS_FILE, self.state_dict(), metadata={"format": "pt", "family": FAMILY})
         saved_config = copy.deepcopy(self.config)
         saved_config["tokenizer"] = TOKENIZER_FILE if self.tokenizer is not None else None
         if saved_config.get("image"):

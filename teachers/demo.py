@@ -20,11 +20,11 @@ from typing import Any
 import torch
 from PIL import Image
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from compress.demo_world import DEMO_WORLD_VERSION, alphabet
 from compress.errors import CompressError
-from compress.files import file_sha256, write_atomically, write_text_atomically
+from compress.files import file_sha256, save_tensors_atomically, write_json_atomically
 from compress.paths import cache_dir
 from teachers.base import CheckpointTeacher, resolve_device
 from teachers.demo_model import CharTokenizer, DemoCLIP, ImagePreprocess
@@ -126,8 +126,7 @@ class DemoTeacher(CheckpointTeacher):
 def save_demo_teacher(model: DemoCLIP, tokenizer: CharTokenizer, config: dict, summary: dict, folder: Path) -> None:
     """Weights first, then the config that marks the folder complete; each file written atomically."""
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    write_atomically(folder / WEIGHTS_FILE, lambda p: save_file(state, str(p), metadata={"format": TEACHER_FORMAT}))
+    save_tensors_atomically(folder / WEIGHTS_FILE, model.state_dict(), metadata={"format": TEACHER_FORMAT})
     record = {
         "format": TEACHER_FORMAT,
         "teacher_version": TEACHER_VERSION,
@@ -140,8 +139,7 @@ def save_demo_teacher(model: DemoCLIP, tokenizer: CharTokenizer, config: dict, s
         "weights_sha256": file_sha256(folder / WEIGHTS_FILE),
         "training": summary,
     }
-    text = json.dumps(record, indent=2, ensure_ascii=False)
-    write_text_atomically(folder / CONFIG_FILE, text)
+    write_json_atomically(folder / CONFIG_FILE, record)
 
 
 def read_demo_teacher(folder: Path, device: str = "cpu") -> DemoTeacher:

@@ -7,8 +7,17 @@ import json
 import os
 
 import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
 
-from compress.files import file_sha256, write_atomically, write_bytes_atomically, write_json_atomically
+from compress.files import (
+    file_sha256,
+    save_tensors_atomically,
+    write_atomically,
+    write_bytes_atomically,
+    write_json_atomically,
+)
 
 
 def test_json_is_written_whole_with_its_text_as_is(tmp_path):
@@ -47,3 +56,15 @@ def test_file_sha256_is_the_digest_of_the_bytes(tmp_path):
     data = os.urandom(3 << 20)  # over several read blocks
     path = write_bytes_atomically(tmp_path / "blob", data)
     assert file_sha256(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_tensors_are_saved_whole_contiguous_and_with_their_metadata(tmp_path):
+    transposed = torch.arange(6.0).reshape(2, 3).t()  # not contiguous: safetensors alone refuses it
+    weight = torch.ones(2, requires_grad=True)  # a parameter-like tensor, detached on the way out
+    path = save_tensors_atomically(tmp_path / "model.safetensors", {"t": transposed, "w": weight},
+                                   metadata={"format": "pt"})
+    loaded = load_file(str(path))
+    assert torch.equal(loaded["t"], transposed) and torch.equal(loaded["w"], weight.detach())
+    with safe_open(str(path), framework="pt") as handle:
+        assert handle.metadata() == {"format": "pt"}
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]

@@ -25,7 +25,6 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset
 
 from compress.cache import layout
@@ -39,7 +38,7 @@ from compress.cache.augment import (
 from compress.cache.presets import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE
 from compress.data.policy import drain_journal
 from compress.errors import CompressError
-from compress.files import file_sha256, write_atomically, write_json_atomically
+from compress.files import file_sha256, save_tensors_atomically, write_json_atomically
 
 
 # ---------------------------------------------------------------------- ranks
@@ -351,7 +350,7 @@ def _build_shard(teacher, dataset, settings: Augmentation, plan, digest, out, sh
                 "stop": str(indices.stop), "keys": json.dumps(keys, ensure_ascii=False),
                 "skips": json.dumps(skips, ensure_ascii=False)}
     path = layout.shard_path(out, shard)
-    write_atomically(path, lambda temp: save_file(tensors, str(temp), metadata=metadata))
+    save_tensors_atomically(path, tensors, metadata=metadata)
     return counted
 
 
