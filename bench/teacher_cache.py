@@ -24,15 +24,9 @@ import json
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-# Running `python bench/teacher_cache.py` puts bench/ first on sys.path, where a bench script named
-# like a package (bench/students.py) would shadow that package; import from the installed project.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 import torch
 from rich.console import Console

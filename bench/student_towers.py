@@ -1,8 +1,8 @@
 """Student towers against full-size references: ExecuTorch XNNPACK latency at batch 1, parameters, .pte size.
 
-    python bench/students.py                        # the default spaces' towers, CLIP ViT-B/16, XLM-R-base
-    python bench/students.py --default-only         # only the default student's two towers and the references
-    python bench/students.py --rounds 30 --out runs/bench-students
+    python bench/student_towers.py                        # the default spaces' towers, CLIP ViT-B/16, XLM-R-base
+    python bench/student_towers.py --default-only         # only the default student's two towers and the references
+    python bench/student_towers.py --rounds 30 --out runs/bench-students
 
 Every tower is exported with `torch.export` at a static shape, lowered with the XNNPACK delegate
 and written as a `.pte` (the same path `compress search` and the bundles use). Then all programs are
@@ -17,31 +17,25 @@ student's text length; both with explicit (non-fused) attention, which XNNPACK r
 
 from __future__ import annotations
 
-import sys
+import argparse
+import json
+import statistics
+import time
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on the import path, and the file shares its name
-# with the `students` package it measures; take the folder off so `import students` finds the package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from torch import nn
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-
-import torch  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
-from rich.table import Table  # noqa: E402
-from torch import nn  # noqa: E402
-
-from compress.console import make_console  # noqa: E402
-from compress.recipes import load_config  # noqa: E402
-from compress.search import build_tower, default_space_path, example_input, load_space, parse_space  # noqa: E402
-from compress.search.measure import library_versions, machine_description  # noqa: E402
-from compress.search.towers import text_ids  # noqa: E402
-from students.bilingual import DEFAULT_CONFIG  # noqa: E402
-from targets.executorch_target import ExecuTorchTarget  # noqa: E402
+from compress.console import make_console
+from compress.recipes import load_config
+from compress.search import build_tower, default_space_path, example_input, load_space, parse_space
+from compress.search.measure import library_versions, machine_description
+from compress.search.towers import text_ids
+from students.bilingual import DEFAULT_CONFIG
+from targets.executorch_target import ExecuTorchTarget
 
 TARGET_SPEEDUP = 10.0
 # xlm-roberta-base's config.json, so the random-weight model has the real one's size and shape.
@@ -58,11 +52,11 @@ class XLMRobertaTextTower(nn.Module):
     kernels and would make the reference look slower than it needs to be.
     """
 
-    def __init__(self):
+    def __init__(self, **overrides):
         super().__init__()
         from transformers import XLMRobertaConfig, XLMRobertaModel
 
-        config = XLMRobertaConfig(**XLMR_BASE)
+        config = XLMRobertaConfig(**{**XLMR_BASE, **overrides})
         config._attn_implementation = "eager"
         self.encoder = XLMRobertaModel(config, add_pooling_layer=False)
         self.pad_id = XLMR_BASE["pad_token_id"]
@@ -72,7 +66,13 @@ class XLMRobertaTextTower(nn.Module):
         return self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]
 
 
-def clip_vit_b16_image_tower() -> nn.Module:
+# --small-references: the references' architectures at a fraction of their size, for a quick check
+# that the script runs end to end (the speed-ups it then prints mean nothing).
+SMALL_VIT = dict(depth=1, embed_dim=64, num_heads=2)
+SMALL_XLMR = dict(vocab_size=1000, hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128)
+
+
+def clip_vit_b16_image_tower(**overrides) -> nn.Module:
     """timm's CLIP ViT-B/16 image tower (512-d output), with explicit attention for the same reason as above."""
     import timm
     from timm.layers import set_fused_attn, use_fused_attn
@@ -80,12 +80,12 @@ def clip_vit_b16_image_tower() -> nn.Module:
     fused = use_fused_attn()  # read when each attention layer is built
     set_fused_attn(False)
     try:
-        return timm.create_model("vit_base_patch16_clip_224", pretrained=False, num_classes=512)
+        return timm.create_model("vit_base_patch16_clip_224", pretrained=False, num_classes=512, **overrides)
     finally:
         set_fused_attn(fused)
 
 
-def towers(default_only: bool):
+def towers(default_only: bool, small_references: bool = False):
     """(family, name, module, example, is_reference, is_default) for every tower to compare."""
     default_image = {k: DEFAULT_CONFIG["image"][k] for k in ("model", "image_size")}
     default_text = {k: v for k, v in DEFAULT_CONFIG["text"].items() if k not in ("vocab_size", "dropout")}
@@ -100,6 +100,20 @@ def towers(default_only: bool):
                 continue
             out.append((family, candidate.name, lambda c=candidate: build_tower(c), lambda c=candidate: example_input(c),
                         False, is_default))
+    if not default_only:
+        out += _extra_image_towers(default_image)
+    vit = dict(SMALL_VIT) if small_references else {}
+    xlmr = dict(SMALL_XLMR) if small_references else {}
+    out.append(("image", "CLIP ViT-B/16 @224" + (" (small)" if vit else ""), lambda: clip_vit_b16_image_tower(**vit),
+                lambda: torch.randn(1, 3, 224, 224), True, False))
+    ids = lambda: _xlmr_ids(text_length, xlmr.get("vocab_size", XLMR_BASE["vocab_size"]))  # noqa: E731
+    out.append(("text", f"XLM-R-base (T{text_length})" + (" (small)" if xlmr else ""), lambda: XLMRobertaTextTower(**xlmr),
+                ids, True, False))
+    return out
+
+
+def _extra_image_towers(default_image: dict) -> list:
+    out = []
     # The default student's image model at the reference's resolution: the fair like-for-like ratio,
     # since the default student runs at the demo world's 64 px.
     same_input = parse_space({"family": "image", "embed_dim": DEFAULT_CONFIG["embed_dim"],
@@ -113,14 +127,11 @@ def towers(default_only: bool):
                                     "candidates": [{k: preset[k] for k in ("model", "image_size")}]}).candidates[0]
         out.append(("image", f"{recipe_image.name} (dc_clip demo preset)", lambda: build_tower(recipe_image),
                     lambda: example_input(recipe_image), False, False))
-    out.append(("image", "CLIP ViT-B/16 @224", clip_vit_b16_image_tower, lambda: torch.randn(1, 3, 224, 224), True, False))
-    ids = lambda: _xlmr_ids(text_length)  # noqa: E731
-    out.append(("text", f"XLM-R-base (T{text_length})", XLMRobertaTextTower, ids, True, False))
     return out
 
 
-def _xlmr_ids(length: int) -> torch.Tensor:
-    ids = text_ids(length, XLMR_BASE["vocab_size"], torch.Generator().manual_seed(0))
+def _xlmr_ids(length: int, vocab_size: int) -> torch.Tensor:
+    ids = text_ids(length, vocab_size, torch.Generator().manual_seed(0))
     ids[ids == 0] = XLMR_BASE["pad_token_id"]  # XLM-R pads with 1 and starts with 0
     ids[0, 0] = XLMR_BASE["bos_token_id"]
     return ids
@@ -194,11 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=20, help="timed runs of every tower, interleaved")
     parser.add_argument("--out", default="runs/bench-students")
+    parser.add_argument("--small-references", action="store_true",
+                        help="the references' architectures at a fraction of their size (checks the script runs; ratios mean nothing)")
     args = parser.parse_args(argv)
     console = make_console()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = lower_all(towers(args.default_only), out / "pte", console)
+    rows = lower_all(towers(args.default_only, args.small_references), out / "pte", console)
     time_round_robin(rows, args.warmup, args.rounds, console)
     console.print(results_table(rows))
     verdicts = {}
