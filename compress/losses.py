@@ -1,5 +1,9 @@
 """Distillation and alignment losses; each is registered under the `compress.losses` entry-point group.
 
+Each class declares its `kind` (the plugin contract, `compress.protocols.Loss`): "feature" losses
+compare a student tower with the teacher, "pair" losses the student's own image and text
+embeddings, "affinity" losses the student's image-text similarities with the teacher's.
+
 Stage 1 (feature distillation) regresses the teacher's L2-normalised embedding with the
 student's normalised embedding (after an adapter when dimensions differ; the adapter belongs to
 the trainer, not the loss): `MSEFeatureLoss`, `SmoothL1FeatureLoss`, `CosineFeatureLoss`.
@@ -32,6 +36,8 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
 
 class FeatureLoss(nn.Module, ABC):
     """Base of the stage-1 losses: both embeddings are L2-normalised, then compared by `distance`."""
+
+    kind = "feature"
 
     def __init__(self, weight: float = 1.0):
         super().__init__()
@@ -116,6 +122,8 @@ class InfoNCELoss(LearnableLogitScale):
     in the batch is a negative (one contrastive batch, whatever the captions' languages).
     """
 
+    kind = "pair"
+
     def __init__(self, weight: float = 1.0, init_temperature: float = CLIP_INIT_TEMPERATURE,
                  max_scale: float = CLIP_MAX_LOGIT_SCALE, learnable: bool = True):
         super().__init__(init_temperature, max_scale, learnable)
@@ -140,6 +148,8 @@ class AffinityMimicLoss(LearnableLogitScale):
     use a learnable scale, or the one passed to `forward` (the InfoNCE loss's, so both stage-2 terms
     share the student's temperature).
     """
+
+    kind = "affinity"
 
     def __init__(self, weight: float = 1.0, teacher_temperature: float = 0.01,
                  init_temperature: float = CLIP_INIT_TEMPERATURE, max_scale: float = CLIP_MAX_LOGIT_SCALE,

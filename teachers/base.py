@@ -24,14 +24,6 @@ PREPROCESS_VERSION = 1
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """The torch device a teacher runs on; asking for CUDA without a GPU is an error, not a silent fallback."""
-    resolved = torch.device(device or "cpu")
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise CompressError(f"device {device!r} was asked for, but torch sees no CUDA GPU")
-    return resolved
-
-
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     """float32 (default), float16 or bfloat16: the precision a teacher's weights are held in."""
     if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():

@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 
 from compress.errors import CompressError
-from teachers.base import CheckpointTeacher, resolve_device, resolve_dtype, vocab_digest
+from compress.device import resolve_device
+from teachers.base import CheckpointTeacher, resolve_dtype, vocab_digest
 from teachers.sources import Source, hub_cache_dir, loading
 
 # A tokenizer's model_max_length above this means "no limit was recorded" (transformers uses 1e30).

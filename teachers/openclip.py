@@ -21,7 +21,8 @@ import torch
 from PIL import Image
 
 from compress.errors import CompressError
-from teachers.base import CheckpointTeacher, parse_languages, resolve_device, resolve_dtype, vocab_digest
+from compress.device import resolve_device
+from teachers.base import CheckpointTeacher, parse_languages, resolve_dtype, vocab_digest
 from teachers.sources import Source, hub_cache_dir, loading, looks_like_path
 
 NAME = "open-clip"

@@ -224,3 +224,25 @@ def test_the_bilingual_student_trains_on_the_demo_teacher_and_the_demo_world(tmp
     assert torch.equal(reloaded.encode_texts([caption], lang), student.encode_texts([caption], lang))
     image = data[0].image
     assert torch.allclose(reloaded.encode_images([image]), student.encode_images([image]), atol=1e-6)
+
+
+def test_settings_come_from_one_config_with_validated_keyword_overrides(tmp_path):
+    import dataclasses
+    import inspect
+
+    from compress.distill import DistillConfig
+
+    config = DistillConfig(lr=5e-3, steps={"distill": 2, "align": 1}, batch_size=8, seed=3)
+    distiller = Distiller(RandomTeacher(embed_dim=24), make_student(embed_dim=16), data=ColourPairs(16),
+                          run_dir=tmp_path / "run", config=config, steps=3, progress=False)
+    assert distiller.config.steps == 3 and distiller.config.lr == 5e-3 and distiller.config.seed == 3
+    assert config.steps == {"distill": 2, "align": 1}  # the caller's config is not changed
+    assert Distiller(RandomTeacher(), make_student(), data=ColourPairs(8), progress=False).config == DistillConfig()
+
+    with pytest.raises(CompressError, match=r"unknown setting\(s\) learning_rate; settings: .*stage1_loss.*lr"):
+        Distiller(RandomTeacher(), make_student(), data=ColourPairs(8), learning_rate=1e-3)
+    with pytest.raises(CompressError, match="config is a DistillConfig, not dict"):
+        Distiller(RandomTeacher(), make_student(), data=ColourPairs(8), config={"lr": 1e-3})
+    # The defaults have one home: the Distiller's signature names none of the settings.
+    settings = {f.name for f in dataclasses.fields(DistillConfig)}
+    assert not settings & set(inspect.signature(Distiller).parameters)

@@ -44,7 +44,7 @@ def test_mixed_precision_trains_both_stages_on_the_gpu(tmp_path, precision, dtyp
     report = distiller.fit("both")
 
     assert distiller.precision == precision
-    assert (distiller._scaler is not None) == (precision == "fp16")  # fp16 needs loss scaling, bf16 does not
+    assert distiller._scaler.is_enabled() == (precision == "fp16")  # fp16 needs loss scaling, bf16 does not
     assert set(seen) == {dtype}  # every Linear ran in the half type
     assert all(p.device.type == "cuda" and p.dtype == torch.float32 for p in student.parameters())  # fp32 masters
     distill = [e["mean_loss"] for e in report["stages"]["distill"]["epochs"]]

@@ -7,15 +7,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from compress.device import PRECISIONS
+from compress.distill.terms import stage1_term, stage2_terms
 from compress.errors import CompressError
 
 STAGES = ("distill", "align")
 STAGE_PLANS = {"distill": ("distill",), "align": ("align",), "both": ("distill", "align")}
-STAGE2_TERMS = ("infonce", "feature", "affinity")
-FEATURE_LOSSES = ("mse", "smooth_l1", "cosine")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "constant")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def per_stage(value: Any, stage: str) -> Any:
@@ -28,7 +27,9 @@ def per_stage(value: Any, stage: str) -> Any:
 
 
 def normalise_stage2_losses(spec: Any) -> dict[str, float]:
-    """("infonce", "affinity"), [("infonce", 1.0), ("feature", 0.5)] or {"infonce": 1.0} -> {name: weight}."""
+    """("infonce", "affinity"), [("infonce", 1.0), ("feature", 0.5)] or {"infonce": 1.0} -> {name: weight}.
+
+    The names are checked against the loss registry by `compress.distill.terms.stage2_terms`."""
     if isinstance(spec, str):
         spec = (spec,)
     if isinstance(spec, Mapping):
@@ -46,8 +47,8 @@ def normalise_stage2_losses(spec: Any) -> dict[str, float]:
         raise CompressError(f"stage2_losses: expected names, (name, weight) pairs or a dict, not {spec!r}")
     weights: dict[str, float] = {}
     for name, weight in items:
-        if name not in STAGE2_TERMS:
-            raise CompressError(f"stage2_losses: unknown term {name!r}; terms: {', '.join(STAGE2_TERMS)}")
+        if not isinstance(name, str):
+            raise CompressError(f"stage2_losses: a term is named by a string, not {name!r}")
         if name in weights:
             raise CompressError(f"stage2_losses: term {name!r} given twice")
         try:
@@ -83,9 +84,14 @@ class DistillConfig:
     num_workers: int = 0
 
     def __post_init__(self):
-        if self.stage1_loss not in FEATURE_LOSSES:
-            raise CompressError(f"stage1_loss {self.stage1_loss!r} is not one of {', '.join(FEATURE_LOSSES)}")
+        self.device = str(self.device)
+        if not isinstance(self.loss_options, Mapping) or not all(
+                isinstance(v, Mapping) for v in self.loss_options.values()):
+            raise CompressError(f"loss_options maps a loss name to its options, not {self.loss_options!r}")
+        self.loss_options = {str(name): dict(options) for name, options in self.loss_options.items()}
+        stage1_term(self.stage1_loss)
         self.stage2_losses = normalise_stage2_losses(self.stage2_losses)
+        stage2_terms(self.stage2_losses, self.stage1_loss)
         if self.optimizer not in OPTIMIZERS:
             raise CompressError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
@@ -144,5 +150,29 @@ class DistillConfig:
     def epochs_for(self, stage: str) -> int:
         return int(per_stage(self.epochs, stage))
 
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    def with_overrides(self, overrides: Mapping[str, Any], where: str = "DistillConfig") -> DistillConfig:
+        """This config with some settings replaced (validated again); an unknown setting is an error naming it."""
+        unknown = sorted(set(overrides) - set(self.keys()))
+        if unknown:
+            raise CompressError(f"{where}: unknown setting(s) {', '.join(unknown)}; settings: {', '.join(self.keys())}")
+        return dataclasses.replace(self, **overrides) if overrides else self
+
+    def changes_from(self, saved: Mapping[str, Any]) -> list[str]:
+        """"name: old -> new" for each setting that differs from a saved config (a checkpoint's)."""
+        now = self.to_dict()
+        return [f"{k}: {saved[k]!r} -> {now[k]!r}" for k in now if k in saved and _jsonish(saved[k]) != _jsonish(now[k])]
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _jsonish(value):
+    if isinstance(value, (tuple, list)):
+        return [_jsonish(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonish(v) for k, v in value.items()}
+    return value

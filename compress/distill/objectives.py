@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from compress import registry
 from compress.distill.config import DistillConfig
+from compress.distill.terms import Term, loss_class, stage1_term, stage2_terms
 from compress.errors import CompressError
 
 TOWERS = ("image", "text")
@@ -41,14 +41,16 @@ def student_towers(student) -> dict[str, bool]:
     return {tower: bool(getattr(student, f"has_{tower}_tower", True)) for tower in TOWERS}
 
 
-def _loss(name: str, options: dict, weight: float | None = None) -> nn.Module:
+def _build_loss(term: Term, options: dict) -> nn.Module:
+    """The term's loss module, built through the registry as `cls(weight=..., **options)`."""
     options = dict(options)
-    if weight is not None:
-        options["weight"] = weight
+    if term.weight is not None:
+        options["weight"] = term.weight
+    cls, _ = loss_class(term.loss)
     try:
-        return registry.get("losses", name)(**options)
+        return cls(**options)
     except TypeError as exc:
-        raise CompressError(f"loss {name!r}: bad options {options!r} ({exc})") from None
+        raise CompressError(f"loss {term.loss!r}: bad options {options!r} ({exc})") from None
 
 
 class Objectives(nn.Module):
@@ -70,76 +72,84 @@ class Objectives(nn.Module):
             for tower in shared
         })
         options = config.loss_options
-        terms = config.stage2_losses
-        self.losses = nn.ModuleDict({"stage1_feature": _loss(config.stage1_loss, options.get(config.stage1_loss, {}))})
-        if "feature" in terms:
-            self.losses["stage2_feature"] = _loss(config.stage1_loss, options.get(config.stage1_loss, {}),
-                                                  terms["feature"])
-        if "infonce" in terms:
-            self.losses["infonce"] = _loss("infonce", options.get("infonce", {}), terms["infonce"])
-        if "affinity" in terms:
+        self.stage1 = stage1_term(config.stage1_loss)
+        self.stage2 = stage2_terms(config.stage2_losses, config.stage1_loss)
+        self.losses = nn.ModuleDict({term.key: _build_loss(term, options.get(term.loss, {}))
+                                     for term in [self.stage1, *self.stage2]})
+        for term in self._stage2_of("affinity"):
             if widths["image"] is None or widths["text"] is None:
-                raise CompressError("stage-2 term 'affinity' needs a teacher with both an image and a text tower")
-            self.losses["affinity"] = _loss("affinity", options.get("affinity", {}), terms["affinity"])
+                raise CompressError(f"stage-2 term {term.loss!r} (an affinity loss) needs a teacher with both an "
+                                    "image and a text tower")
+
+    def _stage2_of(self, kind: str) -> list[Term]:
+        return [term for term in self.stage2 if term.kind == kind]
 
     def needs(self, stage: str) -> Needs:
         if stage == "distill":
             return Needs(image="image" in self.adapters, text="text" in self.adapters, targets=True)
         if not all(self.student_towers.values()):
             raise CompressError("stage 2 (align) needs a student with both an image and a text tower")
-        uses_teacher = "stage2_feature" in self.losses or "affinity" in self.losses
+        uses_teacher = any(term.kind in ("feature", "affinity") for term in self.stage2)
         return Needs(image=True, text=True, targets=uses_teacher)
 
     def teacher_towers(self) -> dict[str, bool]:
         """Which teacher embeddings any stage uses (the others need not be computed)."""
-        affinity = "affinity" in self.losses
+        affinity = bool(self._stage2_of("affinity"))
         return {tower: tower in self.adapters or affinity for tower in TOWERS}
 
     def stage_modules(self, stage: str) -> list[nn.Module]:
         """The objective's modules trained in `stage` (adapters only where a feature term uses them)."""
         if stage == "distill":
             return [self.adapters]
-        modules = [self.losses[k] for k in ("infonce", "affinity") if k in self.losses]
-        if "stage2_feature" in self.losses:
+        modules = [self.losses[term.key] for term in self.stage2]
+        if self._stage2_of("feature"):
             modules.append(self.adapters)
         return modules
 
-    def logit_scale(self) -> float | None:
-        """The student's learned inverse temperature (from InfoNCE, else affinity), for bundles and reports."""
-        for key in ("infonce", "affinity"):
-            if key in self.losses:
-                return float(self.losses[key].scale().detach())
-        return None
+    def _scales(self, kinds: tuple[str, ...]) -> list[torch.Tensor]:
+        """The learnable logit scales (`scale()`) of the stage-2 losses of `kinds`, in that order."""
+        terms = [term for kind in kinds for term in self._stage2_of(kind)]
+        return [self.losses[t.key].scale() for t in terms if callable(getattr(self.losses[t.key], "scale", None))]
 
-    def _feature_terms(self, loss: nn.Module, prefix: str, student: dict, targets: dict) -> dict[str, torch.Tensor]:
+    def logit_scale(self) -> float | None:
+        """The student's learned inverse temperature (a pair loss's, else an affinity loss's), for bundles and reports."""
+        scales = self._scales(("pair", "affinity"))
+        return float(scales[0].detach()) if scales else None
+
+    def _feature_terms(self, term: Term, student: dict, targets: dict) -> dict[str, torch.Tensor]:
         terms = {}
         for tower in TOWERS:
             if tower in self.adapters and student.get(tower) is not None and targets.get(tower) is not None:
                 if targets[tower].shape[-1] != self.widths[tower]:
                     raise CompressError(f"{tower} targets are {targets[tower].shape[-1]} wide, but the teacher's "
                                         f"embed_dim is {self.widths[tower]}")
-                terms[f"{prefix}{tower}"] = loss(self.adapters[tower](student[tower]), targets[tower])
+                terms[f"{term.log}{tower}"] = self.losses[term.key](self.adapters[tower](student[tower]),
+                                                                   targets[tower])
         return terms
 
     def compute(self, stage: str, student: dict[str, torch.Tensor | None],
                 targets: dict[str, torch.Tensor | None] | None) -> tuple[torch.Tensor, dict[str, float]]:
         """`student`: raw tower outputs {"image", "text"}; `targets`: teacher embeddings or None."""
+        targets = targets or {}
         if stage == "distill":
-            terms = self._feature_terms(self.losses["stage1_feature"], "", student, targets or {})
+            terms = self._feature_terms(self.stage1, student, targets)
             if not terms:
                 raise CompressError("stage 1: the targets hold no embedding for any tower the student was run on")
         elif stage == "align":
             terms = {}
-            if "infonce" in self.losses:
-                terms["infonce"] = self.losses["infonce"](student["image"], student["text"])
-            if "stage2_feature" in self.losses:
-                terms.update(self._feature_terms(self.losses["stage2_feature"], "feature_", student, targets or {}))
-            if "affinity" in self.losses:
-                if targets is None or targets.get("image") is None or targets.get("text") is None:
-                    raise CompressError("stage 2 affinity: the targets lack image or text embeddings")
-                shared = self.losses["infonce"].scale() if "infonce" in self.losses else None
-                terms["affinity"] = self.losses["affinity"](student["image"], student["text"],
-                                                            targets["image"], targets["text"], logit_scale=shared)
+            # An affinity loss uses the pair loss's temperature when there is one: one student temperature.
+            pair_scales = self._scales(("pair",)) if self._stage2_of("affinity") else []
+            for term in self.stage2:
+                loss = self.losses[term.key]
+                if term.kind == "pair":
+                    terms[term.log] = loss(student["image"], student["text"])
+                elif term.kind == "feature":
+                    terms.update(self._feature_terms(term, student, targets))
+                else:
+                    if targets.get("image") is None or targets.get("text") is None:
+                        raise CompressError(f"stage 2 {term.loss}: the targets lack image or text embeddings")
+                    terms[term.log] = loss(student["image"], student["text"], targets["image"], targets["text"],
+                                           logit_scale=pair_scales[0] if pair_scales else None)
         else:
             raise CompressError(f"unknown stage {stage!r}; stages: distill, align")
         total = torch.stack(list(terms.values())).sum()

@@ -6,10 +6,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from torch import nn
 
+from compress.data.loader import SampleBatch, SkipStats
 from compress.files import write_atomically, write_json_atomically
 
+# The run folder's layout (its one definition; readers such as `compress export` import these).
+REPORT_FILE = "report.json"
+LOSS_CURVES_FILE = "loss_curves.png"
+STUDENT_DIR = "student"  # the trained student's `save_pretrained` folder
+ADAPTERS_FILE = "adapters.safetensors"
+CHECKPOINT_DIR = "checkpoints"
+
+PROGRESS_REFRESH_PER_SECOND = 2
 STAGE_TITLES = {"distill": "stage 1: feature distillation", "align": "stage 2: alignment"}
 
 
@@ -46,8 +57,82 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def progress_bar(console, enabled: bool) -> Progress:
+    """The training progress bar: steps of the stage, epoch, loss, throughput and time."""
+    # Redrawing twice a second is enough for a bar whose finest field is whole seconds; rich's
+    # default of ten redraws holds the GIL often enough to slow training by a few percent.
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("epoch {task.fields[epoch]}"), TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[rate]} samples/s"), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console, disable=not enabled, refresh_per_second=PROGRESS_REFRESH_PER_SECOND,
+    )
+
+
+def stage_summary(state, stage: str) -> dict[str, Any]:
+    """One stage of a run: steps, completion, final loss, epochs, samples and throughput."""
+    rows = state.steps_of(stage)
+    seconds = state.seconds.get(stage, 0.0)
+    samples = state.samples.get(stage, 0)
+    return {
+        "steps": len(rows),
+        "completed": stage in state.completed_stages,
+        "final_loss": rows[-1]["loss"] if rows else None,
+        "epochs": state.epochs.get(stage, []),
+        "samples": samples,
+        "seconds": seconds,
+        "samples_per_s": samples / seconds if seconds else 0.0,
+    }
+
+
+def skipped_samples(data, decode_skips, val_data=None, val_decode_skips=()) -> dict[str, dict[str, Any]]:
+    """Skipped samples by reason, per dataset: found when opened plus failed decodes, each sample once."""
+    train = SkipStats.of(data)
+    train.add_batch(SampleBatch(skips=[tuple(entry) for entry in decode_skips]))
+    out = {"train": train.to_dict()}
+    if val_data is not None:
+        val = SkipStats.of(val_data)
+        val.add_batch(SampleBatch(skips=list(val_decode_skips)))
+        out["val"] = val.to_dict()
+    return out
+
+
+def describe_adapter(module: nn.Module) -> dict[str, Any]:
+    if isinstance(module, nn.Linear):
+        return {"kind": "linear", "in": module.in_features, "out": module.out_features}
+    return {"kind": "identity"}
+
+
+def run_report(distiller, stages: Mapping[str, Mapping[str, Any]], wall_seconds: float, student_dir: Path,
+               adapters_file: Path | None) -> dict[str, Any]:
+    """`report.json` of a finished fit: settings, teacher, student, adapters, per-stage results, logs, skips."""
+    d, state = distiller, distiller.state
+    return {
+        "name": d.name,
+        "run_dir": str(d.run_dir),
+        "config": d.config.to_dict(),
+        "teacher": {"name": d.teacher.name, "fingerprint": d.teacher.fingerprint, "widths": d.objectives.widths},
+        "student": {"config": getattr(d.student, "config", None), "embed_dim": int(d.student.embed_dim),
+                    "folder": str(student_dir)},
+        "adapters": {tower: describe_adapter(m) for tower, m in d.objectives.adapters.items()},
+        "adapters_file": str(adapters_file) if adapters_file else None,
+        "logit_scale": d.objectives.logit_scale(),
+        "device": str(d.device),
+        "precision": d.precision,
+        "global_step": state.global_step,
+        "completed_stages": list(state.completed_stages),
+        "stages": dict(stages),
+        "epoch_losses": {s: [e["mean_loss"] for e in info["epochs"]] for s, info in stages.items()},
+        "loss_log": state.loss_log,
+        "skipped": skipped_samples(d.data, state.decode_skips, d.val_data, d.val_decode_skips),
+        "timings": {"fit_wall_seconds": wall_seconds,
+                    "train_seconds": {s: state.seconds.get(s, 0.0) for s in stages}},
+        "resumed_from": list(state.resumed_from),
+    }
+
+
 def write_report(run_dir: str | Path, report: dict[str, Any]) -> Path:
-    return write_json_atomically(Path(run_dir) / "report.json", report)
+    return write_json_atomically(Path(run_dir) / REPORT_FILE, report)
 
 
 def plot_loss_curves(loss_log: Sequence[Mapping[str, Any]], path: str | Path,

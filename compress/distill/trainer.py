@@ -3,78 +3,70 @@
     distiller = Distiller(teacher, student, data=open_data("demo"), run_dir="runs/demo", epochs=2)
     report = distiller.fit("both")             # stage 1 (feature distillation), then stage 2 (alignment)
     report = distiller.fit("both", resume=True)  # after a crash: continue from the last checkpoint
+
+The settings live in `DistillConfig` (config.py), the losses in `Objectives` (objectives.py), the
+checkpoint format in checkpoint.py and the report in report.py; this file is the training loop.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from safetensors.torch import save_model
 from torch import nn
 
 from compress.console import make_console
-from compress.data.loader import SampleBatch, SkipStats
+from compress.device import autocast, resolve_device, resolve_precision
 from compress.distill import checkpoint as ckpt
 from compress.distill.batches import BatchStream
 from compress.distill.config import STAGE_PLANS, STAGES, DistillConfig
 from compress.distill.objectives import Objectives, student_towers, teacher_widths
 from compress.distill.optim import build_optimizer, build_scheduler, parameter_groups
-from compress.distill.report import plot_loss_curves, summary_table, write_report
+from compress.distill.report import (
+    ADAPTERS_FILE,
+    CHECKPOINT_DIR,
+    LOSS_CURVES_FILE,
+    STUDENT_DIR,
+    plot_loss_curves,
+    progress_bar,
+    run_report,
+    stage_summary,
+    summary_table,
+    write_report,
+)
 from compress.distill.state import TrainState
 from compress.distill.targets import TeacherTargets
 from compress.errors import CompressError
+from compress.protocols import check_student, check_teacher
 
 STAGE_SEED_OFFSETS = {"distill": 0, "align": 1_000_003}  # distinct data orders for the two stages
-PROGRESS_REFRESH_PER_SECOND = 2
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise CompressError(f"device {device!r} is not a torch device (use 'auto', 'cpu' or 'cuda')") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise CompressError(f"device {device!r} asked for, but CUDA is not available here")
-    return resolved
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """"fp32" on CPU; mixed precision (bf16 where supported, else fp16) on a GPU."""
-    if precision == "auto":
-        if device.type != "cuda":
-            return "fp32"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if precision in ("bf16", "fp16") and device.type != "cuda":
-        raise CompressError(f"precision {precision!r} (mixed precision) needs a GPU; on {device.type} use fp32")
-    return precision
 
 
 class Distiller:
     """Distils `teacher` into `student` in two stages and leaves a run folder behind.
 
-    Stage 1 ("distill"): the student's towers regress the teacher's embeddings (`stage1_loss`:
-    "smooth_l1", "mse" or "cosine"), through linear adapters where the widths differ; a tower the
-    teacher lacks is skipped. Stage 2 ("align"): symmetric InfoNCE between the student's own
-    image and text embeddings with a learnable temperature, optionally plus "feature" (the stage-1
-    term) and "affinity" (TinyCLIP affinity mimicking), each with a weight:
-    `stage2_losses={"infonce": 1.0, "affinity": 0.5}`.
+    Settings come from `config` (a `DistillConfig`; default: its defaults) with any keyword
+    overrides applied on top, e.g. `Distiller(t, s, data=d, lr={"distill": 2e-3, "align": 5e-4},
+    steps=100)`; an unknown keyword is an error listing the settings. See `DistillConfig`.
 
-    `lr`, `batch_size`, `epochs` and `steps` take one value or a per-stage mapping such as
-    `{"distill": 3, "align": 1}`; `steps` (optimizer steps per stage), when given, replaces `epochs`.
+    Stage 1 ("distill"): the student's towers regress the teacher's embeddings (`stage1_loss`, a
+    registered "feature" loss), through linear adapters where the widths differ; a tower the
+    teacher lacks is skipped. Stage 2 ("align"): the weighted `stage2_losses`, by default symmetric
+    InfoNCE between the student's own image and text embeddings with a learnable temperature;
+    "feature" (the stage-1 loss again), "affinity" (TinyCLIP affinity mimicking) or any loss
+    registered under `compress.losses` can be added: `stage2_losses={"infonce": 1.0, "affinity": 0.5}`.
+
     `targets` replaces the online teacher calls with any callable
     `targets(samples) -> {"image": Tensor | None, "text": Tensor | None}` (e.g. a teacher cache).
+    The teacher and student are checked on the way in (`compress.protocols.check_teacher` /
+    `check_student`): what they lack is one error, and a teacher's optional parts get defaults.
 
     The run folder gets `checkpoints/` (every `checkpoint_every` global steps and at each epoch end),
     `report.json`, `loss_curves.png`, the trained `student/` (its `save_pretrained`) and
@@ -82,37 +74,31 @@ class Distiller:
     """
 
     def __init__(self, teacher, student, data=None, val_data=None, run_dir: str | Path | None = None,
-                 name: str | None = None, *, targets=None, stage1_loss: str = "smooth_l1",
-                 stage2_losses: Any = ("infonce",), loss_options: Mapping[str, Mapping[str, Any]] | None = None,
-                 optimizer: str = "adamw", lr: Any = 1e-3, weight_decay: float = 0.05, schedule: str = "cosine",
-                 warmup_steps: int = 0, batch_size: Any = 32, epochs: Any = 1, steps: Any = None,
-                 grad_clip: float | None = 1.0, seed: int = 0, checkpoint_every: int = 500,
-                 keep_checkpoints: int = 2, device: str = "auto", precision: str = "auto", num_workers: int = 0,
-                 progress: bool = True, console: Console | None = None):
+                 name: str | None = None, *, config: DistillConfig | None = None, targets=None,
+                 progress: bool = True, console: Console | None = None, **overrides):
         if data is None:
             raise CompressError("Distiller needs training data: data=open_data(...)")
-        self.config = DistillConfig(
-            stage1_loss=stage1_loss, stage2_losses=stage2_losses,
-            loss_options={k: dict(v) for k, v in (loss_options or {}).items()}, optimizer=optimizer, lr=lr,
-            weight_decay=weight_decay, schedule=schedule, warmup_steps=warmup_steps, batch_size=batch_size,
-            epochs=epochs, steps=steps, grad_clip=grad_clip, seed=seed, checkpoint_every=checkpoint_every,
-            keep_checkpoints=keep_checkpoints, device=str(device), precision=precision, num_workers=num_workers,
-        )
+        if config is not None and not isinstance(config, DistillConfig):
+            raise CompressError(f"Distiller: config is a DistillConfig, not {type(config).__name__} "
+                                "(or pass the settings as keywords)")
+        self.config = (config if config is not None else DistillConfig()).with_overrides(overrides, "Distiller")
         self.name = name or (Path(run_dir).name if run_dir is not None else time.strftime("distill-%Y%m%d-%H%M%S"))
         self.run_dir = Path(run_dir) if run_dir is not None else Path("runs") / self.name
-        self.teacher, self.student = teacher, student
+        self.teacher = check_teacher(teacher, "Distiller teacher")
+        self.student = check_student(student, "Distiller student")
         self.data, self.val_data = _as_dataset(data, "data"), _as_dataset(val_data, "val_data")
-        self.device = resolve_device(device)
-        self.precision = resolve_precision(precision, self.device)
+        self.device = resolve_device(self.config.device)
+        self.precision = resolve_precision(self.config.precision, self.device)
         self.console = console or make_console()
         self.show_progress = progress
 
-        widths = teacher_widths(teacher)
         # Adapters start from the run's seed without disturbing the caller's random stream.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
-            self.objectives = Objectives(self.config, int(student.embed_dim), widths, student_towers(student))
-        self.targets = targets if targets is not None else TeacherTargets(teacher, **self.objectives.teacher_towers())
+            self.objectives = Objectives(self.config, int(student.embed_dim), teacher_widths(self.teacher),
+                                         student_towers(student))
+        self.targets = targets if targets is not None else TeacherTargets(self.teacher,
+                                                                          **self.objectives.teacher_towers())
         self.trainable = nn.ModuleDict({"student": student, "objectives": self.objectives}).to(self.device)
         if isinstance(teacher, nn.Module):
             teacher.to(self.device).eval()
@@ -123,13 +109,13 @@ class Distiller:
         self._scaler: torch.amp.GradScaler | None = None
         self._optimizer_stage: str | None = None
         self._pending: ckpt.LoadedCheckpoint | None = None  # optimizer state waiting for its stage to start
-        self._val_decode_skips: list[tuple[str, str, str]] = []
+        self.val_decode_skips: list[tuple[str, str, str]] = []
 
     # ------------------------------------------------------------------ public
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.run_dir / "checkpoints"
+        return self.run_dir / CHECKPOINT_DIR
 
     def fit(self, stage: str = "both", resume: bool = False) -> dict[str, Any]:
         """Train `stage` ("distill", "align" or "both"); returns the report also written to report.json.
@@ -175,7 +161,7 @@ class Distiller:
             raise CompressError(
                 f"{path}: the run stopped inside stage {state.stage!r}; resume with stage={state.stage!r} or 'both'"
             )
-        changed = _changed_settings(loaded.state.get("config", {}), self.config.to_dict())
+        changed = self.config.changes_from(loaded.state.get("config", {}))
         if changed:
             self.console.print(f"[yellow]resuming with changed settings: {', '.join(changed)}")
         ckpt.restore_rng(loaded.rng_tensors, loaded.state["rng"])
@@ -207,12 +193,13 @@ class Distiller:
         self._optimizer = build_optimizer(self.config.optimizer, groups, lr)
         self._scheduler = build_scheduler(self._optimizer, self._total_steps(stage), self.config.warmup_steps,
                                           self.config.schedule)
-        self._scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        # A disabled scaler passes the loss and the step through unchanged: one step path for every precision.
+        self._scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         if self._pending is not None:
             saved = self._pending.state
             self._optimizer.load_state_dict(self._pending.optimizer)
             self._scheduler.load_state_dict(saved["scheduler"])
-            if self._scaler is not None and saved.get("scaler"):
+            if self._scaler.is_enabled() and saved.get("scaler"):
                 self._scaler.load_state_dict(saved["scaler"])
             self._pending = None
 
@@ -226,12 +213,11 @@ class Distiller:
             self._optimizer_stage = stage
         batch_size = self.config.batch_size_for(stage)
         seed = self.config.seed + STAGE_SEED_OFFSETS[stage]
-        total = self._total_steps(stage)
         self.trainable.train()
 
-        with self._progress() as progress:
-            task = progress.add_task(stage, total=total, completed=state.stage_step, epoch=state.epoch,
-                                     loss="-", rate="-")
+        with progress_bar(self.console, self.show_progress) as progress:
+            task = progress.add_task(stage, total=self._total_steps(stage), completed=state.stage_step,
+                                     epoch=state.epoch, loss="-", rate="-")
             rate_start, rate_samples = time.perf_counter(), 0
             while not self._stage_done(stage):
                 stream = BatchStream(self.data, batch_size, seed=seed, epoch=state.epoch, start=state.position,
@@ -240,13 +226,7 @@ class Distiller:
                     if batch.samples:
                         tick = time.perf_counter()
                         loss, parts, lr = self._step(stage, batch.samples, needs)
-                        state.seconds[stage] += time.perf_counter() - tick
-                        state.samples[stage] += len(batch.samples)
-                        state.stage_step += 1
-                        state.global_step += 1
-                        state.loss_log.append({"global_step": state.global_step, "stage": stage,
-                                               "epoch": state.epoch, "stage_step": state.stage_step,
-                                               "loss": loss, "lr": lr, "samples": len(batch.samples), **parts})
+                        state.record_step(stage, len(batch.samples), time.perf_counter() - tick, loss, lr, parts)
                         rate_samples += len(batch.samples)
                         rate = rate_samples / max(time.perf_counter() - rate_start, 1e-9)
                         progress.update(task, completed=state.stage_step, epoch=state.epoch,
@@ -269,26 +249,21 @@ class Distiller:
                         break
 
     def _step(self, stage: str, samples, needs) -> tuple[float, dict[str, float], float]:
-        optimizer = self._optimizer
+        """One optimizer step on one batch: loss, backward (scaled in fp16), clipping, step, schedule."""
+        optimizer, scaler = self._optimizer, self._scaler
         lr = optimizer.param_groups[0]["lr"]
         optimizer.zero_grad(set_to_none=True)
         loss, parts = self._batch_loss(stage, samples, needs)
         if not torch.isfinite(loss):
             raise CompressError(f"stage {stage}, global step {self.state.global_step + 1}: the loss is {loss.item()}"
                                 " (lower the learning rate or check the data)")
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        if self._scaler is not None:
-            self._scaler.scale(loss).backward()
-            self._scaler.unscale_(optimizer)
-            if self.config.grad_clip:
-                nn.utils.clip_grad_norm_(params, self.config.grad_clip)
-            self._scaler.step(optimizer)
-            self._scaler.update()
-        else:
-            loss.backward()
-            if self.config.grad_clip:
-                nn.utils.clip_grad_norm_(params, self.config.grad_clip)
-            optimizer.step()
+        scaler.scale(loss).backward()
+        if self.config.grad_clip:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+            nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]],
+                                     self.config.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
         self._scheduler.step()
         return float(loss.detach()), parts, float(lr)
 
@@ -299,7 +274,7 @@ class Distiller:
             raw = self.targets(samples)
             targets = {k: (v.to(self.device, torch.float32) if v is not None else None) for k, v in raw.items()}
         outputs: dict[str, torch.Tensor | None] = {"image": None, "text": None}
-        with self._autocast():
+        with autocast(self.precision, self.device):
             if needs.image:
                 pixels = self.student.preprocess_images([s.image for s in samples]).to(self.device)
                 outputs["image"] = self.student.image_tower(pixels)
@@ -308,12 +283,6 @@ class Distiller:
                 outputs["text"] = self.student.text_tower(ids)
         outputs = {k: (v.float() if v is not None else None) for k, v in outputs.items()}
         return self.objectives.compute(stage, outputs, targets)
-
-    def _autocast(self):
-        if self.precision in ("bf16", "fp16"):
-            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-            return torch.autocast(device_type=self.device.type, dtype=dtype)
-        return contextlib.nullcontext()
 
     # ------------------------------------------------------------------ epochs, validation, checkpoints
 
@@ -343,7 +312,7 @@ class Distiller:
         try:
             for batch in BatchStream(self.val_data, self.config.batch_size_for(stage), seed=None, epoch=0, start=0,
                                      num_workers=self.config.num_workers):
-                self._val_decode_skips.extend(batch.skips)
+                self.val_decode_skips.extend(batch.skips)
                 if batch.samples:
                     loss, _ = self._batch_loss(stage, batch.samples, needs)
                     total += float(loss) * len(batch.samples)
@@ -358,7 +327,7 @@ class Distiller:
             "config": self.config.to_dict(),
             "name": self.name,
             "scheduler": self._scheduler.state_dict() if self._scheduler is not None else None,
-            "scaler": self._scaler.state_dict() if self._scaler is not None else None,
+            "scaler": self._scaler.state_dict() if self._scaler is not None and self._scaler.is_enabled() else None,
         }
         optimizer_state = self._optimizer.state_dict() if self.state.stage is not None else None
         return ckpt.save_checkpoint(self.checkpoint_dir, self.state.global_step, self.trainable, optimizer_state,
@@ -366,79 +335,21 @@ class Distiller:
 
     # ------------------------------------------------------------------ the end of a fit
 
-    def _progress(self) -> Progress:
-        # Redrawing twice a second is enough for a bar whose finest field is whole seconds; rich's
-        # default of ten redraws holds the GIL often enough to slow training by a few percent.
-        return Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("epoch {task.fields[epoch]}"), TextColumn("loss {task.fields[loss]}"),
-            TextColumn("{task.fields[rate]} samples/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=self.console, disable=not self.show_progress, refresh_per_second=PROGRESS_REFRESH_PER_SECOND,
-        )
-
-    def _stage_summary(self, stage: str) -> dict[str, Any]:
-        state = self.state
-        rows = state.steps_of(stage)
-        seconds = state.seconds.get(stage, 0.0)
-        samples = state.samples.get(stage, 0)
-        return {
-            "steps": len(rows),
-            "completed": stage in state.completed_stages,
-            "final_loss": rows[-1]["loss"] if rows else None,
-            "epochs": state.epochs.get(stage, []),
-            "samples": samples,
-            "seconds": seconds,
-            "samples_per_s": samples / seconds if seconds else 0.0,
-        }
-
-    def _skipped(self) -> dict[str, dict[str, Any]]:
-        """Skipped samples by reason, per dataset: found when opened plus failed decodes, each sample once."""
-        train = SkipStats.of(self.data)
-        train.add_batch(SampleBatch(skips=[tuple(entry) for entry in self.state.decode_skips]))
-        out = {"train": train.to_dict()}
-        if self.val_data is not None:
-            val = SkipStats.of(self.val_data)
-            val.add_batch(SampleBatch(skips=self._val_decode_skips))
-            out["val"] = val.to_dict()
-        return out
-
     def _finish(self, plan: tuple[str, ...], wall_seconds: float) -> dict[str, Any]:
+        """Save the student (and adapters), write report.json and the loss curves, print the summary."""
         state = self.state
         self.trainable.eval()  # the student leaves training ready to embed (no dropout)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        student_dir = self.run_dir / "student"
+        student_dir = self.run_dir / STUDENT_DIR
         self.student.save_pretrained(student_dir)
         adapters_file = None
         if any(True for _ in self.objectives.adapters.parameters()):
-            adapters_file = self.run_dir / "adapters.safetensors"
+            adapters_file = self.run_dir / ADAPTERS_FILE
             save_model(self.objectives.adapters, str(adapters_file))
-        stages = {s: self._stage_summary(s) for s in STAGES if s in plan or s in state.completed_stages}
-        report = {
-            "name": self.name,
-            "run_dir": str(self.run_dir),
-            "config": self.config.to_dict(),
-            "teacher": {"name": getattr(self.teacher, "name", type(self.teacher).__name__),
-                        "fingerprint": getattr(self.teacher, "fingerprint", None),
-                        "widths": self.objectives.widths},
-            "student": {"config": getattr(self.student, "config", None), "embed_dim": int(self.student.embed_dim),
-                        "folder": str(student_dir)},
-            "adapters": {tower: _describe_adapter(m) for tower, m in self.objectives.adapters.items()},
-            "adapters_file": str(adapters_file) if adapters_file else None,
-            "logit_scale": self.objectives.logit_scale(),
-            "device": str(self.device),
-            "precision": self.precision,
-            "global_step": state.global_step,
-            "completed_stages": list(state.completed_stages),
-            "stages": stages,
-            "epoch_losses": {s: [e["mean_loss"] for e in info["epochs"]] for s, info in stages.items()},
-            "loss_log": state.loss_log,
-            "skipped": self._skipped(),
-            "timings": {"fit_wall_seconds": wall_seconds,
-                        "train_seconds": {s: state.seconds.get(s, 0.0) for s in stages}},
-            "resumed_from": list(state.resumed_from),
-        }
+        stages = {s: stage_summary(state, s) for s in STAGES if s in plan or s in state.completed_stages}
+        report = run_report(self, stages, wall_seconds, student_dir, adapters_file)
         write_report(self.run_dir, report)
-        plot_loss_curves(state.loss_log, self.run_dir / "loss_curves.png", epochs=state.epochs)
+        plot_loss_curves(state.loss_log, self.run_dir / LOSS_CURVES_FILE, epochs=state.epochs)
         skipped = {split: info["by_reason"] for split, info in report["skipped"].items()}
         self.console.print(summary_table(stages, skipped, title=f"distillation summary: {self.name}"))
         self.console.print(f"run folder: {self.run_dir}")
@@ -457,22 +368,3 @@ def _as_dataset(data, what: str):
     if len(data) == 0:
         raise CompressError(f"{what}: the dataset is empty")
     return data
-
-
-def _describe_adapter(module: nn.Module) -> dict[str, Any]:
-    if isinstance(module, nn.Linear):
-        return {"kind": "linear", "in": module.in_features, "out": module.out_features}
-    return {"kind": "identity"}
-
-
-def _changed_settings(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
-    return [f"{k}: {before[k]!r} -> {now[k]!r}" for k in now
-            if k in before and _jsonish(before[k]) != _jsonish(now[k])]
-
-
-def _jsonish(value):
-    if isinstance(value, (tuple, list)):
-        return [_jsonish(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _jsonish(v) for k, v in value.items()}
-    return value
