@@ -1,0 +1,53 @@
+"""Every bench script runs as the README documents it (`python bench/NAME.py ...` from the repository
+root), on its smallest settings, so a benchmark cannot silently break."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py"))
+
+# The smallest settings of each script, and a file it must write (checked for content).
+SMOKE = {
+    "distiller_overhead": (["--steps", "1", "--rounds", "1", "--warmup", "0", "--warmup-steps", "1",
+                            "--batch-size", "4", "--threads", "1", "--json", "{out}/overhead.json"], "overhead.json"),
+    "export": (["--skip-coreml", "--calibration", "2", "--samples", "2", "--iterations", "1",
+                "--json", "{out}/export.json"], "export.json"),
+    "student_towers": (["--default-only", "--small-references", "--warmup", "0", "--rounds", "1",
+                        "--out", "{out}"], "report.json"),
+    "teacher_cache": (["--samples", "8", "--batch-size", "4", "--threads", "1",
+                       "--demo-teacher", '{"steps": 1, "batch_size": 8}', "--out", "{out}"], "report.json"),
+}
+
+
+def test_every_bench_script_has_a_smoke_run():
+    assert sorted(SMOKE) == SCRIPTS, "add the new bench script's smallest settings to SMOKE"
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_no_bench_script_shadows_an_importable_module(name):
+    # `python bench/NAME.py` puts bench/ first on sys.path, where NAME.py would hide a package of that name.
+    assert importlib.util.find_spec(name) is None, f"bench/{name}.py shadows the importable module {name!r}"
+
+
+@pytest.mark.parametrize("name", sorted(SMOKE))
+def test_bench_script_runs_on_its_smallest_settings(name, tmp_path):
+    args, written = SMOKE[name]
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "COMPRESS_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    command = [sys.executable, f"bench/{name}.py", *(a.replace("{out}", str(out)) for a in args)]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert "Traceback" not in result.stderr
+    report = json.loads((out / written).read_text(encoding="utf-8"))
+    assert report, f"{written} is empty"
