@@ -3,7 +3,8 @@
     compress.load_teacher({"image": "open-clip:ViT-B-16-plus-240@laion400m_e31", "text": "mclip"})
     compress.load_teacher({"ensemble": ["altclip", "altclip:/models/altclip-ft"], "weights": [2, 1]})
 
-Each composed teacher has its own fingerprint, derived from its members' fingerprints (and the
+Members are checked with `compress.protocols.check_teacher`, so a user's own teacher composes like a
+plugin's. Each composed teacher has its own fingerprint, derived from its members' fingerprints (and the
 weights), so a teacher cache written for one composition is never reused for another.
 """
 
@@ -16,6 +17,7 @@ import torch
 from PIL import Image
 
 from compress.errors import CompressError
+from compress.protocols import check_teacher
 
 
 def _describe(teacher) -> str:
@@ -23,6 +25,10 @@ def _describe(teacher) -> str:
     name = getattr(teacher, "name", type(teacher).__name__)
     model_id = getattr(teacher, "model_id", None)
     return f"{name} teacher {model_id!r}" if model_id else f"{name} teacher"
+
+
+def _model_id(teacher) -> str:
+    return str(getattr(teacher, "model_id", None) or teacher.name)
 
 
 class ImageTextTeacher:
@@ -38,6 +44,8 @@ class ImageTextTeacher:
     def __init__(self, image=None, text=None):
         if image is None and text is None:
             raise CompressError("an image-text teacher needs an image teacher, a text teacher, or both")
+        image = check_teacher(image, "image-text teacher (image side)") if image is not None else None
+        text = check_teacher(text, "image-text teacher (text side)") if text is not None else None
         if image is not None and not image.has_image_tower:
             raise CompressError(f"{_describe(image)} has no image tower, so it cannot be the image side")
         if text is not None and not text.has_text_tower:
@@ -50,7 +58,7 @@ class ImageTextTeacher:
         self.image, self.text = image, text
         self.embed_dim = (image or text).embed_dim
         self.languages = tuple(text.languages) if text is not None else ()
-        self.model_id = f"{image.model_id if image else '-'}+{text.model_id if text else '-'}"
+        self.model_id = f"{_model_id(image) if image else '-'}+{_model_id(text) if text else '-'}"
         self.fingerprint = (
             f"image-text(image={image.fingerprint if image else '-'};text={text.fingerprint if text else '-'})"
         )
@@ -90,7 +98,7 @@ class EnsembleTeacher:
     name = "ensemble"
 
     def __init__(self, teachers: Sequence, weights: Sequence[float] | None = None):
-        teachers = list(teachers)
+        teachers = [check_teacher(t, f"ensemble teacher (member {i})") for i, t in enumerate(teachers)]
         if not teachers:
             raise CompressError("an ensemble teacher needs at least one member")
         dims = {t.embed_dim for t in teachers}
@@ -115,7 +123,7 @@ class EnsembleTeacher:
         self.languages = tuple(lang for lang in teachers[0].languages if all(lang in t.languages for t in teachers[1:]))
         if self._has_text and not self.languages:
             raise CompressError("ensemble members serve no language in common")
-        self.model_id = "+".join(getattr(t, "model_id", t.name) for t in teachers)
+        self.model_id = "+".join(_model_id(t) for t in teachers)
         members = ";".join(f"{w:.6g}*{t.fingerprint}" for w, t in zip(self.weights, teachers, strict=True))
         self.fingerprint = f"ensemble({members})"
 

@@ -39,6 +39,7 @@ from compress.cache.presets import DEFAULT_BATCH_SIZE, DEFAULT_SHARD_SIZE
 from compress.data.policy import drain_journal
 from compress.errors import CompressError
 from compress.files import file_sha256, save_tensors_atomically, write_json_atomically
+from compress.protocols import check_teacher
 
 
 # ---------------------------------------------------------------------- ranks
@@ -228,6 +229,7 @@ def build_cache(teacher, data, out: str | Path, *, batch_size: int = DEFAULT_BAT
         raise CompressError(f"rank {info.rank} is not in a world of size {info.world_size}")
     info = join_process_group(info)
     out = Path(out).expanduser()
+    teacher = check_teacher(teacher, "build_cache teacher")
     plan = make_plan(teacher, dataset, settings, shard_size)
     prepare_folder(out, plan)  # every rank writes the same plan when it is missing, or checks it
     digest = layout.plan_digest(plan)

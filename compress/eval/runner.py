@@ -20,6 +20,7 @@ from compress.eval import metrics as M
 from compress.eval.datasets import ClassificationSet, ImageBatches, SkippedImage, open_classification
 from compress.eval.retrieval import RetrievalSet, open_retrieval
 from compress.eval.zeroshot import class_embeddings, image_embeddings
+from compress.protocols import check_encoder
 
 CLASSIFICATION = "classification"
 RETRIEVAL = "retrieval"
@@ -144,6 +145,7 @@ def evaluate_models(
     """
     if not models:
         raise CompressError("no models to evaluate")
+    models = {name: check_encoder(encoder, f"evaluate model {name!r}") for name, encoder in models.items()}
     for name, encoder in models.items():
         _check_towers(name, encoder)
     results = EvalResults(models=list(models), languages=list(langs))
