@@ -15,14 +15,15 @@ public struct LabelSet {
         let classnames = try json.strings("classnames")
         let templates = try json.has("templates") ? json.strings("templates") : []
         let (width, values) = try json.matrix("embeddings")
-        if classnames.isEmpty {
+        let rows = width == 0 ? 0 : values.count / width
+        if rows != classnames.count {
+            throw CompressError("\(url.path): \(classnames.count) class names but \(rows) embedding rows")
+        }
+        if rows == 0 {
             throw CompressError("\(url.path): no classes")
         }
-        if values.count != classnames.count * width {
-            throw CompressError("\(url.path): \(values.count / max(width, 1)) embeddings for \(classnames.count) classes")
-        }
         if width != embedDim {
-            throw CompressError("\(url.path): embeddings of width \(width), \(BundleManifest.manifestFile) says \(embedDim)")
+            throw CompressError("\(url.path): embeddings of width \(width), \(BundleManifest.manifestFile) says embed_dim \(embedDim)")
         }
         return LabelSet(classnames: classnames, templates: templates, embedDim: width, embeddings: values)
     }
@@ -54,25 +55,20 @@ public struct Classifier {
     public func cosines(_ embedding: [Float]) throws -> [Float] {
         let dim = labels.embedDim
         if embedding.count != dim {
-            throw CompressError("an embedding of width \(embedding.count) cannot be classified against labels of width \(dim)")
+            throw CompressError("an image embedding of width \(embedding.count) cannot be scored against classes of width \(dim)")
         }
         return (0..<labels.count).map { Self.dot(labels.embeddings, offset: $0 * dim, embedding, count: dim) }
     }
 
     /// The `top` most probable classes; equal probabilities keep the lower class index first.
-    /// The softmax runs in float32, as the reference client's numpy does, so that classes whose
-    /// probabilities underflow to the same float rank by index there and here alike.
+    /// Cosines are float32 (as the models' outputs are), the softmax runs in double precision.
     public func classify(_ embedding: [Float], top: Int = 5) throws -> [Prediction] {
         let cosine = try cosines(embedding)
-        let scale = Float(logitScale)
-        let logits = cosine.map { scale * $0 }
+        let logits = cosine.map { logitScale * Double($0) }
         let highest = logits.max() ?? 0
-        let weights = logits.map { expf($0 - highest) }
-        var total: Float = 0
-        for w in weights {
-            total += w
-        }
-        let probability = weights.map { Double($0 / total) }
+        let weights = logits.map { exp($0 - highest) }
+        let total = weights.reduce(0, +)
+        let probability = weights.map { $0 / total }
         return Self.rankDescending(probability, top: top).map {
             Prediction(index: $0, className: labels.classnames[$0], probability: probability[$0], cosine: cosine[$0])
         }
