@@ -23,10 +23,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from compress.demo_world import DEMO_WORLD_VERSION, alphabet
+from compress.device import resolve_device
 from compress.errors import CompressError
 from compress.files import file_sha256, save_tensors_atomically, write_json_atomically
 from compress.paths import cache_dir
-from compress.device import resolve_device
 from teachers.base import CheckpointTeacher
 from teachers.demo_model import CharTokenizer, DemoCLIP, ImagePreprocess
 

@@ -15,7 +15,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from compress.demo_world import SHAPES, DemoWorld, Scene
 from compress.demo_world.captions import caption_claims, templates_for

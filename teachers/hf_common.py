@@ -1,4 +1,4 @@
-"""Loading Hugging Face transformers checkpoints safely, and the CLIP-style teacher they share.
+"""Loading Hugging Face transformers checkpoints safely (the CLIP teachers in hf_clip.py and M-CLIP share it).
 
 Weights load through `from_pretrained` with `weights_only=True` (safetensors preferred; a `.bin`
 file is read with `torch.load(weights_only=True)`), `trust_remote_code` stays off unless asked for,
@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 
 from compress.errors import CompressError
-from compress.device import resolve_device
-from teachers.base import CheckpointTeacher, resolve_dtype, vocab_digest
+from teachers.base import vocab_digest
 from teachers.sources import Source, hub_cache_dir, loading
 
 # A tokenizer's model_max_length above this means "no limit was recorded" (transformers uses 1e30).
@@ -131,90 +129,3 @@ def image_processor_description(image_processor: Any) -> dict[str, Any]:
     settings = image_processor.to_dict() if hasattr(image_processor, "to_dict") else {}
     settings.pop("processor_class", None)
     return {"image_processor": type(image_processor).__name__, **settings}
-
-
-class HFClipTeacher(CheckpointTeacher):
-    """A transformers dual-encoder CLIP (`get_image_features` / `get_text_features`) and its processor.
-
-    Images go through the checkpoint's own image processor; captions through its own tokenizer,
-    padded per batch and truncated at `max_length`.
-    """
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        source: Source,
-        model: torch.nn.Module,
-        processor: Any,
-        languages: Sequence[str],
-        device: torch.device,
-        batch_size: int,
-        max_length: int,
-    ):
-        self.name = name
-        self.processor = processor
-        self.max_length = text_max_length(processor.tokenizer, max_length)
-        super().__init__(
-            model_id=source.model_id,
-            model=model.to(device),
-            embed_dim=model.config.projection_dim,
-            languages=languages,
-            device=device,
-            batch_size=batch_size,
-            preprocess={
-                **image_processor_description(processor.image_processor),
-                **tokenizer_description(processor.tokenizer, self.max_length),
-            },
-        )
-
-    def _embed_image_batch(self, images: list[Image.Image]) -> torch.Tensor:
-        pixels = self.processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
-        pixels = pixels.to(self.device, dtype=self.model.dtype)
-        return projected(self.model.get_image_features(pixel_values=pixels))
-
-    def _embed_text_batch(self, texts: list[str], lang: str) -> torch.Tensor:
-        tokens = self.processor.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
-        return projected(self.model.get_text_features(**tokens.to(self.device)))
-
-
-def load_hf_clip_teacher(
-    *,
-    name: str,
-    model_class,
-    processor_class,
-    source: Source,
-    languages: Sequence[str],
-    device: str | None,
-    dtype: str,
-    batch_size: int,
-    max_length: int,
-    revision: str | None,
-    local_files_only: bool,
-    trust_remote_code: bool,
-    cache_dir: str | None,
-) -> HFClipTeacher:
-    """Load a transformers CLIP checkpoint and its processor from a folder or the hub."""
-    target = resolve_device(device)
-    options = hub_options(
-        source,
-        revision=revision,
-        local_files_only=local_files_only,
-        trust_remote_code=trust_remote_code,
-        cache_dir=cache_dir,
-    )
-    model = load_pretrained(model_class, source, options, resolve_dtype(dtype))
-    with loading(source):
-        processor = processor_class.from_pretrained(source.location, **options)
-    return HFClipTeacher(
-        name=name,
-        source=source,
-        model=model,
-        processor=processor,
-        languages=languages,
-        device=target,
-        batch_size=batch_size,
-        max_length=max_length,
-    )

@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from compress.errors import CompressError
 from compress.device import resolve_device
+from compress.errors import CompressError
 from teachers.base import CheckpointTeacher, parse_languages, resolve_dtype
 from teachers.hf_common import (
     fetch_file,

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from compress.errors import CompressError
 from compress.device import resolve_device
+from compress.errors import CompressError
 from teachers.base import CheckpointTeacher, parse_languages, resolve_dtype, vocab_digest
 from teachers.sources import Source, hub_cache_dir, loading, looks_like_path
 

@@ -82,8 +82,7 @@ def _texts_lang(teacher):
 
 
 def test_entry_points_name_the_factories():
-    from teachers.altclip import load_altclip_teacher
-    from teachers.chinese_clip import load_chinese_clip_teacher
+    from teachers.hf_clip import load_altclip_teacher, load_chinese_clip_teacher
     from teachers.mclip import load_mclip_teacher
     from teachers.openclip import load_open_clip_teacher
 
@@ -309,3 +308,14 @@ def test_cuda_device(teachers, folders):
         gpu.encode_texts(CAPTIONS["en"], "en").cpu(), cpu.encode_texts(CAPTIONS["en"], "en"), atol=1e-3, rtol=0
     )
     assert gpu.fingerprint == cpu.fingerprint
+
+
+def test_altclip_and_chinese_clip_are_rows_of_one_table_driven_loader():
+    from compress.registry import describe
+    from teachers.hf_clip import FAMILIES, load_altclip_teacher, load_chinese_clip_teacher
+
+    assert set(FAMILIES) == {"altclip", "chinese-clip"}
+    assert load_altclip_teacher.__module__ == load_chinese_clip_teacher.__module__ == "teachers.hf_clip"
+    summaries = {name: summary for name, _, summary in describe("teachers")}
+    for name, family in FAMILIES.items():
+        assert summaries[name] == family.summary  # `compress plugins` shows each row's own line
