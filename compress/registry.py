@@ -1,7 +1,8 @@
 """Plugin registry on entry points.
 
 First-party plugins register in pyproject.toml exactly as a third-party package would, under the
-groups below; `compress.registry.get("teachers", "altclip")` loads one by name.
+groups below; `compress.registry.get("teachers", "altclip")` loads one by name. Data sources
+(`compress.data`: manifest, shards, demo) are plugins too, so a new data format is a package away.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ GROUPS = {
     "students": "compress.students",
     "targets": "compress.targets",
     "losses": "compress.losses",
+    "data": "compress.data",
 }
+
+
+def label(kind: str) -> str:
+    """The singular a message uses: "teacher", "target", "data source"."""
+    _group(kind)
+    return "data source" if kind == "data" else kind[:-1] if kind.endswith("s") else kind
 
 
 def _group(kind: str) -> str:
@@ -38,7 +46,7 @@ def get(kind: str, name: str):
     """The object a plugin's entry point names (a factory function or a class)."""
     found = entry_points_of(kind)
     if name not in found:
-        raise UnknownPluginError(kind[:-1] if kind.endswith("s") else kind, name, list(found))
+        raise UnknownPluginError(label(kind), name, list(found))
     return found[name].load()
 
 

@@ -5,6 +5,10 @@
                                        "text": {"layers": 6}, "tokenizer": "tokenizer.model"})
     student.save_pretrained("runs/x/student"); BilingualStudent.from_pretrained("runs/x/student")
 
+The family is registered as `BilingualStudent` (`compress.students` entry point "bilingual"): its
+`from_config` builds, its `from_pretrained` loads a saved folder, whose `student.json` records
+`family: bilingual`.
+
 One text tower serves both languages: `lang` is checked against `languages` but not fed to the
 model, so the student learns a single multilingual space (Chinese and English captions of the
 same picture should land together).
@@ -197,6 +201,11 @@ class BilingualStudent(nn.Module):
             saved_config["image"]["checkpoint"] = None  # the weights are in model.safetensors now
         state = {"family": FAMILY, "format_version": FORMAT_VERSION, "config": saved_config, **self.describe()}
         write_json_atomically(folder / CONFIG_FILE, state)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any] | None = None) -> BilingualStudent:
+        """A new student of this family from a config dict (`{}` is the phone-sized default)."""
+        return _build(config or {})
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> BilingualStudent:

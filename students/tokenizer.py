@@ -26,6 +26,9 @@ MODEL_TYPES = ("unigram", "bpe")
 FILENAME = "tokenizer.model"
 # Bump when the training options below change, so cached default tokenizers are retrained.
 TRAINING_RECIPE_VERSION = 1
+# The data spec whose captions train the tokenizer of a student built without one: the demo data
+# source's training split, reached through the data-source registry like any other corpus.
+DEFAULT_CORPUS = "demo:train"
 
 log = logging.getLogger(__name__)
 
@@ -192,15 +195,16 @@ def _cache_path(corpus_digest: str, vocab_size: int, model_type: str) -> Path:
     return cache_dir() / "tokenizers" / key / FILENAME
 
 
-def default_tokenizer(vocab_size: int = 8000, model_type: str = "unigram") -> SentencePieceTokenizer:
-    """The default student's tokenizer, trained on the demo world's training captions.
+def default_tokenizer(vocab_size: int = 8000, model_type: str = "unigram", corpus=DEFAULT_CORPUS) -> SentencePieceTokenizer:
+    """The default student's tokenizer, trained on the captions of the data spec `corpus`.
 
-    Trained once per demo-world version and options, then loaded from
-    `<cache_dir>/tokenizers/<key>/tokenizer.model`.
+    `corpus` is opened like any data spec (`compress.open_data`), through the data-source registry;
+    the default is the demo world's training split. Trained once per corpus digest and options,
+    then loaded from `<cache_dir>/tokenizers/<key>/tokenizer.model`.
     """
-    from compress.demo_world import open_demo
+    from compress.data import open_dataset
 
-    dataset = open_demo("train")
+    dataset = open_dataset(corpus)
     path = _cache_path(dataset.digest(), vocab_size, model_type)
     if path.is_file():
         return SentencePieceTokenizer.from_file(path)

@@ -26,7 +26,7 @@ from compress.commands.export import resolve_checkpoint
 from compress.commands.predict import predict
 from compress.demo_world import open_demo, task_samples
 from compress.errors import CompressError
-from compress.eval.models import resolve_model
+from compress.api import load_model as resolve_model
 from compress.eval.zeroshot import class_embeddings, zero_shot_logits
 from students.bilingual import BilingualStudent
 from export_fixtures import LABEL_SETS, LOGIT_SCALE, shared_bundle, with_small_image_tower

@@ -442,7 +442,7 @@ def test_open_dataset_refuses_what_it_cannot_open(tmp_path):
         open_dataset(manifest, on_bad="ignore")
     with pytest.raises(CompressError, match="unknown option.*size"):
         open_dataset(manifest, size=3)
-    with pytest.raises(CompressError, match="name of manifest, shards or demo"):
+    with pytest.raises(CompressError, match="unknown data source plugin 'parquet'; available: demo, manifest, shards"):
         open_dataset({"name": "parquet", "location": "x"})
     with pytest.raises(CompressError, match="empty data spec"):
         open_dataset(" ")
@@ -460,14 +460,16 @@ def test_open_dataset_dict_and_prefix_forms(tmp_path):
         open_dataset({"name": "manifest", "location": str(manifest), "on_bad": "raise"})
 
 
-def test_demo_specs_are_delegated_with_their_options(monkeypatch):
+def test_demo_specs_are_delegated_to_the_registered_source_with_their_options(monkeypatch):
+    import compress.demo_world.source as demo_source
+
     calls = []
 
     def open_demo(split="train", size=None, image_size=64, seed=0):
         calls.append(dict(split=split, size=size, image_size=image_size, seed=seed))
         return "demo dataset"
 
-    monkeypatch.setitem(sys.modules, "compress.demo_world", types.SimpleNamespace(open_demo=open_demo))
+    monkeypatch.setattr(demo_source, "open_demo", open_demo)
     assert open_dataset("demo") == "demo dataset"
     open_dataset("demo:val", size=5, image_size=32)
     open_dataset({"name": "demo", "location": "test", "seed": 3})

@@ -20,7 +20,8 @@ from PIL import Image
 from compress.errors import CompressError
 from compress.eval import metrics as M
 from compress.eval.datasets import ClassificationSet, open_classification
-from compress.eval.models import model_label, resolve_model, unique_labels
+from compress.api import load_model
+from compress.eval.models import model_label, unique_labels
 from compress.eval.report import write_eval_report
 from compress.eval.retrieval import open_retrieval
 from compress.eval.runner import evaluate_models, evaluate_retrieval, evaluate_zero_shot
@@ -375,12 +376,12 @@ def test_models_compared_in_one_pass_and_report_written(elevater, tmp_path):
 
 def test_cli_eval_writes_json_and_charts(elevater, tmp_path, monkeypatch, capsys):
     from compress import cli
-    from compress.eval import models
+    import compress.api
 
     vectors = {pixel(i): ranking_scores(ranking) for i, (_, ranking) in enumerate(IMAGES)}
     vectors.update({RETRIEVAL_COLOURS[k]: v for k, v in RETRIEVAL_VECTORS.items()})
     encoder = ColourEncoder(vectors, {"en": EN, "zh": ZH})
-    monkeypatch.setattr(models, "resolve_model", lambda spec: encoder if spec == "colour-fake" else pytest.fail(spec))
+    monkeypatch.setattr(compress.api, "load_model", lambda spec: encoder if spec == "colour-fake" else pytest.fail(spec))
     manifest = make_manifest(tmp_path / "retrieval")
     out = tmp_path / "out"
     code = cli.main(
@@ -412,11 +413,11 @@ def test_bundle_folder_needs_the_bundle_module(tmp_path, monkeypatch):
     (bundle / "manifest.json").write_text("{}")
     monkeypatch.setitem(sys.modules, "compress.bundle", None)
     with pytest.raises(CompressError, match="bundle support not installed"):
-        resolve_model(str(bundle))
+        load_model(str(bundle))
     fake = types.ModuleType("compress.bundle")
     fake.BundleEncoder = lambda folder: ("bundle encoder", Path(folder))
     monkeypatch.setitem(sys.modules, "compress.bundle", fake)
-    assert resolve_model(str(bundle)) == ("bundle encoder", bundle)
+    assert load_model(str(bundle)) == ("bundle encoder", bundle)
 
 
 def test_student_folder_goes_through_build_student(tmp_path, monkeypatch):
@@ -433,18 +434,18 @@ def test_student_folder_goes_through_build_student(tmp_path, monkeypatch):
             return self
 
     monkeypatch.setattr(compress.api, "build_student", lambda spec: calls.append(Path(spec)) or Student())
-    assert isinstance(resolve_model(str(folder)), Student)
+    assert isinstance(load_model(str(folder)), Student)
     assert calls == [folder, "eval"]
 
 
 def test_unknown_model_specs_are_clear_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CompressError, match="neither a bundle"):
-        resolve_model(str(tmp_path / "empty"))
+        load_model(str(tmp_path / "empty"))
     with pytest.raises(CompressError, match="no such model folder"):
-        resolve_model("./no/such/student")
+        load_model("./no/such/student")
     with pytest.raises(CompressError, match="unknown teacher plugin 'no-such-teacher'"):
-        resolve_model("no-such-teacher")
+        load_model("no-such-teacher")
 
 
 def test_report_names_are_short_and_unique(tmp_path):
@@ -510,10 +511,10 @@ class HashEncoder:
 
 def test_cli_runs_demo_world_tasks_and_pairs(tmp_path, monkeypatch):
     from compress import cli
+    import compress.api
     from compress.demo_world import get_task
-    from compress.eval import models
 
-    monkeypatch.setattr(models, "resolve_model", lambda spec: HashEncoder())
+    monkeypatch.setattr(compress.api, "load_model", lambda spec: HashEncoder())
     out = tmp_path / "out"
     code = cli.main(["eval", "--model", "hash", "--dataset", "demo:color", "--retrieval", "demo", "--limit", "16",
                      "--out", str(out)])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.console import Console
@@ -25,11 +24,11 @@ def add_parser(sub) -> None:
                     "command after an interruption resumes. Under torchrun each rank builds shards rank, "
                     "rank + world_size, ... and rank 0 writes the index.")
     build.add_argument("--teacher", required=True, metavar="SPEC",
-                       help='teacher spec: demo, demo:/folder, altclip:/folder, '
-                            'or JSON such as {"name": "demo", "steps": 50}')
+                       help='teacher spec: demo, demo:/folder, altclip:/folder, a mapping such as '
+                            '"{name: demo, steps: 50}" or "{image: open-clip:/clip, text: mclip:/mclip}" (YAML or JSON)')
     build.add_argument("--data", required=True, metavar="SPEC",
-                       help='data spec: demo:train, a .jsonl manifest, tar shards, or JSON such as '
-                            '{"name": "demo", "location": "train", "size": 1000}')
+                       help='data spec: demo:train, a .jsonl manifest (manifest:FILE), tar shards (shards:PATTERN), '
+                            'or a mapping such as "{name: demo, location: train, size: 1000}" (YAML or JSON)')
     build.add_argument("--out", required=True, help="the cache folder")
     build.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"default {DEFAULT_BATCH_SIZE}")
     build.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
@@ -52,35 +51,23 @@ def add_parser(sub) -> None:
     info.set_defaults(run=run_info)
 
 
-def spec_from_text(text: str, option: str):
-    """A spec from the command line: JSON when it starts with "{" (or "["), the plain string otherwise."""
-    text = text.strip()
-    if not text.startswith(("{", "[")):
-        return text
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CompressError(f"{option} {text!r} is not valid JSON ({exc.msg})") from None
-
-
 def teacher_spec(text: str, device: str | None, local_rank: int):
-    """The --teacher spec, with --device added to its options (cuda becomes cuda:LOCAL_RANK)."""
-    from compress.specs import parse_spec
+    """The --teacher spec (`compress.specs` grammar), with --device added to each teacher's options
+    (cuda becomes cuda:LOCAL_RANK); a composed spec gets it on every part."""
+    from compress.specs import parse_text, with_options
 
-    spec = spec_from_text(text, "--teacher")
+    spec = parse_text(text, "--teacher")
     if device is None:
         return spec
     if device == "cuda":
         device = f"cuda:{local_rank}"
-    if isinstance(spec, dict) and "name" not in spec:
-        raise CompressError("--device cannot be applied to a composed teacher spec; give each part its own device")
-    name, options = parse_spec(spec)
-    return {"name": name, **options, "device": device}
+    return with_options(spec, device=device)
 
 
 def run_build(args) -> int:
     from compress.api import load_teacher, open_data
     from compress.cache.build import build_cache, rank_from_env
+    from compress.specs import parse_text
 
     for option in ("batch_size", "shard_size"):
         if getattr(args, option) < 1:
@@ -89,7 +76,7 @@ def run_build(args) -> int:
         raise CompressError("--workers cannot be negative")
     info = rank_from_env()
     console = Console(stderr=True)
-    dataset = open_data(spec_from_text(args.data, "--data"))
+    dataset = open_data(parse_text(args.data, "--data"))
     teacher = load_teacher(teacher_spec(args.teacher, args.device, info.local_rank))
     result = build_cache(teacher, dataset, args.out, batch_size=args.batch_size, shard_size=args.shard_size,
                          augmentation=args.augment, views=args.views, seed=args.seed, num_workers=args.workers,

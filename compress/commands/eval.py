@@ -7,8 +7,7 @@ from pathlib import Path
 from compress.errors import CompressError
 
 DEFAULT_OUT = "runs/eval"
-DEMO_PREFIX = "demo:"
-DEMO_COUNT = 500
+SOURCE_COUNT = 500  # images of a data source's in-memory task or retrieval set unless --limit says otherwise
 
 
 def add_parser(sub) -> None:
@@ -26,7 +25,8 @@ def add_parser(sub) -> None:
         action="append",
         required=True,
         metavar="SPEC",
-        help="a teacher spec (demo, altclip:/folder, JSON), a student folder or a bundle folder; repeatable",
+        help="a teacher spec (demo, altclip:/folder, '{image: a, text: b}'), a student or bundle folder "
+        "(local-dir:FOLDER, or the folder's path); repeatable",
     )
     p.add_argument(
         "--dataset",
@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
         metavar="[NAME=]PATH",
         help=(
             "a dataset folder; NAME picks the shipped class names (e.g. cifar-10=/data/c10); "
-            "or demo:shape, demo:color, demo:color_shape for the built-in demo world; repeatable"
+            "or SOURCE:TASK for a data source's zero-shot task (demo:shape, demo:color, demo:color_shape); repeatable"
         ),
     )
     p.add_argument(
@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
         action="append",
         default=[],
         metavar="MANIFEST",
-        help="a JSONL manifest of (image, caption, lang) pairs, or 'demo' for demo-world pairs; repeatable",
+        help="a JSONL manifest of (image, caption, lang) pairs, or a data source's pairs (demo); repeatable",
     )
     p.add_argument("--lang", default="en,zh", help="comma-separated languages (default: en,zh)")
     p.add_argument("--split", default="test", help="ELEVATER split folder to evaluate (default: test)")
@@ -52,7 +52,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--limit",
         type=int,
-        help=f"at most this many images per dataset, spread over classes (demo sets: default {DEMO_COUNT})",
+        help=f"at most this many images per dataset, spread over classes (data-source sets: default {SOURCE_COUNT})",
     )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out", default=DEFAULT_OUT, help=f"report folder (default: {DEFAULT_OUT})")
@@ -76,12 +76,31 @@ def parse_dataset(value: str) -> tuple[str | None, Path]:
     return None, Path(value).expanduser()
 
 
+def source_task(value: str) -> tuple[str, str] | None:
+    """(source, task) for "SOURCE:TASK" naming a registered data source with zero-shot tasks, else None."""
+    from compress.data.sources import sources_with_tasks
+
+    source, sep, task = value.partition(":")
+    if not sep or not task or Path(value).exists() or source not in sources_with_tasks():
+        return None
+    return source, task
+
+
+def retrieval_source(value: str) -> str | None:
+    """The data source a --retrieval value names ("demo"), or None for a manifest path."""
+    from compress.data.sources import source_names
+
+    return value if value in source_names() and not Path(value).exists() else None
+
+
 def run(args) -> int:
-    from compress.eval.datasets import demo_task_set, open_classification
-    from compress.eval.models import model_label, resolve_model, unique_labels
+    from compress.api import load_model
+    from compress.eval.datasets import open_classification, task_set
+    from compress.eval.models import model_label, unique_labels
     from compress.eval.report import write_eval_report
-    from compress.eval.retrieval import demo_retrieval_set, open_retrieval
+    from compress.eval.retrieval import open_retrieval, source_retrieval_set
     from compress.eval.runner import evaluate_models
+    from compress.specs import parse_text
 
     langs = [lang.strip() for lang in args.lang.split(",") if lang.strip()]
     if not langs:
@@ -92,21 +111,22 @@ def run(args) -> int:
         raise CompressError("--limit must be at least 1")
     classnames = parse_lang_files(args.classnames, "--classnames")
     templates = parse_lang_files(args.templates, "--templates")
-    demo_count = args.limit or DEMO_COUNT
+    source_count = args.limit or SOURCE_COUNT
     datasets = []
     for value in args.dataset:
-        if value.startswith(DEMO_PREFIX):
-            datasets.append(demo_task_set(value[len(DEMO_PREFIX) :], count=demo_count))
+        named = source_task(value)
+        if named is not None:
+            datasets.append(task_set(*named, count=source_count))
             continue
         name, path = parse_dataset(value)
         datasets.append(
             open_classification(path, name=name, split=args.split, classnames=classnames, templates=templates)
         )
     for manifest in args.retrieval:
-        is_demo = manifest == "demo" and not Path(manifest).exists()
-        datasets.append(demo_retrieval_set(count=demo_count, langs=langs) if is_demo else open_retrieval(manifest))
+        source = retrieval_source(manifest)
+        datasets.append(source_retrieval_set(source, count=source_count, langs=langs) if source else open_retrieval(manifest))
     labels = unique_labels([model_label(spec) for spec in args.model])
-    models = {label: resolve_model(spec) for label, spec in zip(labels, args.model)}
+    models = {label: load_model(parse_text(spec, "--model")) for label, spec in zip(labels, args.model)}
     results = evaluate_models(models, datasets, langs, batch_size=args.batch_size, limit=args.limit)
     written = write_eval_report(results, args.out)
     print(f"wrote {written['json']} and {len(written['charts'])} chart(s) to {Path(args.out)}")

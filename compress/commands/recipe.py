@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compress.recipes import RECIPES, apply_overrides, load_config, parse_inline, run_recipe
+from compress.recipes import RECIPES, apply_overrides, load_config, run_recipe
 
 
 def add_parser(sub) -> None:
@@ -11,7 +11,8 @@ def add_parser(sub) -> None:
     p.add_argument("--config", help="a YAML config replacing the recipe's default one")
     p.add_argument("--teacher", help="teacher spec: demo, altclip:/path/to/folder, or a mapping such as "
                    "'{image: open-clip:/clip, text: mclip:/mclip}'")
-    p.add_argument("--data", help="training data spec: demo, a .jsonl manifest or tar shards")
+    p.add_argument("--data", help="training data spec: demo, a .jsonl manifest (manifest:FILE), tar shards "
+                   "(shards:PATTERN) or a mapping such as '{name: demo, size: 2000}'")
     p.add_argument("--name", help="run name; the run folder is runs/<name>")
     p.add_argument("--runs-dir", help="folder holding run folders (default: runs)")
     p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
@@ -21,11 +22,13 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from compress.specs import parse_text
+
     config = load_config(args.recipe, args.config)
     for key in ("teacher", "data", "name", "runs_dir"):
         value = getattr(args, key)
         if value is not None:
-            config[key] = parse_inline(value) if key in ("teacher", "data") else value
+            config[key] = parse_text(value, f"--{key}") if key in ("teacher", "data") else value
     apply_overrides(config, args.overrides)
     run_recipe(args.recipe, config, resume=args.resume)
     return 0

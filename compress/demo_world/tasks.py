@@ -31,6 +31,13 @@ class ZeroShotTask:
                 return label
         raise CompressError(f"demo task {self.name!r} has no class for {attributes!r}")
 
+    def test_samples(self, count: int, split: str = "test", image_size: int | None = None, seed: int = 0):
+        """(images, labels): `count` balanced single-object images of this task from `split`."""
+        from compress.demo_world.world import DEFAULT_IMAGE_SIZE, DemoWorld
+
+        world = DemoWorld(image_size=DEFAULT_IMAGE_SIZE if image_size is None else image_size, seed=seed)
+        return world.task_samples(self, split=split, count=count)
+
 
 # Prompts in the words the world's own captions use.
 SHAPE_TEMPLATES = {

@@ -145,17 +145,25 @@ class ClassificationSet:
         return cls.from_memory(task.name, images, labels, task.classnames, task.templates)
 
 
-def demo_task_set(task: str, split: str = "test", count: int = 500, image_size: int | None = None) -> ClassificationSet:
-    """A zero-shot task of the built-in demo world (shape, color, color_shape), rendered in memory."""
-    from compress.demo_world import get_task, task_samples
+def task_set(source: str, task: str, split: str = "test", count: int = 500, image_size: int | None = None) -> ClassificationSet:
+    """A zero-shot task of a registered data source (e.g. the demo world's shape), its test images in memory.
 
-    spec = get_task(task)
-    size = {} if image_size is None else {"image_size": image_size}
-    images, labels = task_samples(spec, split=split, count=count, **size)
+    The set is named "<source>-<task>" ("demo-shape").
+    """
+    from compress.data.sources import get_source, zero_shot_task
+
+    spec = zero_shot_task(source, task)
+    options = {} if image_size is None else {"image_size": image_size}
+    images, labels = spec.test_samples(count, split=split, **options)
     dataset = ClassificationSet.from_task(spec, images, labels)
-    dataset.name = f"demo-{spec.name}"
-    dataset.source = f"demo world {split} split"
+    dataset.name = f"{source}-{spec.name}"
+    dataset.source = f"{getattr(get_source(source), 'title', source)} {split} split"
     return dataset
+
+
+def demo_task_set(task: str, split: str = "test", count: int = 500, image_size: int | None = None) -> ClassificationSet:
+    """`task_set("demo", ...)`: a zero-shot task of the demo data source (shape, color, color_shape)."""
+    return task_set("demo", task, split=split, count=count, image_size=image_size)
 
 
 # --- opening datasets on disk ------------------------------------------------------------------

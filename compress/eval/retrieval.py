@@ -54,17 +54,22 @@ class RetrievalSet:
         return cls(name, list(images), {lang: list(t) for lang, t in captions.items()}, owners, f"{name} (in memory)")
 
 
-def demo_retrieval_set(split: str = "test", count: int = 500, langs: Sequence[str] = ("en", "zh")) -> RetrievalSet:
-    """Image-caption pairs of the built-in demo world; the same scenes captioned in each language."""
-    from compress.demo_world import retrieval_pairs
+def source_retrieval_set(source: str, split: str = "test", count: int = 500, langs: Sequence[str] = ("en", "zh")) -> RetrievalSet:
+    """Image-caption pairs of a registered data source; the same images captioned in each language."""
+    from compress.data.sources import get_source, retrieval_pairs
 
     captions = {}
     images: list = []
     for lang in langs:
-        images, captions[lang] = retrieval_pairs(split=split, count=count, lang=lang)
-    dataset = RetrievalSet.from_memory("demo-retrieval", images, captions)
-    dataset.source = f"demo world {split} split"
+        images, captions[lang] = retrieval_pairs(source, count, lang, split=split)
+    dataset = RetrievalSet.from_memory(f"{source}-retrieval", images, captions)
+    dataset.source = f"{getattr(get_source(source), 'title', source)} {split} split"
     return dataset
+
+
+def demo_retrieval_set(split: str = "test", count: int = 500, langs: Sequence[str] = ("en", "zh")) -> RetrievalSet:
+    """`source_retrieval_set("demo", ...)`: image-caption pairs of the demo data source."""
+    return source_retrieval_set("demo", split=split, count=count, langs=langs)
 
 
 def open_retrieval(manifest: str | Path, name: str | None = None) -> RetrievalSet:

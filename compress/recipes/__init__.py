@@ -34,13 +34,10 @@ def load_config(recipe: str, path: str | Path | None = None) -> dict[str, Any]:
 
 
 def parse_inline(value: str):
-    """A command-line spec: a plain string, or an inline YAML mapping/list such as "{image: a, text: b}"."""
-    if value.lstrip().startswith(("{", "[")):
-        try:
-            return yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            raise CompressError(f"{value!r} is not a valid YAML mapping ({str(exc).splitlines()[0]})") from None
-    return value
+    """A command-line spec: `compress.specs.parse_text` (a plain string, or inline YAML/JSON such as "{image: a, text: b}")."""
+    from compress.specs import parse_text
+
+    return parse_text(value)
 
 
 def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

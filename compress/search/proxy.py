@@ -1,11 +1,11 @@
 """A quality proxy for one candidate tower: a short stage-1 distillation run against the teacher.
 
-Every candidate of a search trains on the same small subset of the demo world (rendered once,
-teacher embeddings computed once), for the same number of steps, from the same seed, through the
-same `Distiller` the real recipe uses. Two numbers come out:
+Every candidate of a search trains on the same small subset of a registered data source, the demo
+world by default (rendered once, teacher embeddings computed once), for the same number of steps,
+from the same seed, through the same `Distiller` the real recipe uses. Two numbers come out:
 
-- `val_loss`: the stage-1 feature loss on held-out demo samples (lower is better);
-- `zero_shot`: mean top-1 on the demo world's zero-shot tasks in English and Chinese, with the
+- `val_loss`: the stage-1 feature loss on the source's held-out samples (lower is better);
+- `zero_shot`: mean top-1 on the source's zero-shot tasks in English and Chinese, with the
   student tower (through its stage-1 adapter) on one side and the teacher's other tower on the
   other side, since a single distilled tower already lives in the teacher's space.
 
@@ -33,6 +33,8 @@ from compress.search.settings import ProxySettings
 from compress.search.space import Candidate
 from compress.search.store import JsonStore
 
+STUDENT_FAMILY = "bilingual"  # the registered family whose config the search spaces describe
+PROXY_SOURCE = "demo"  # the registered data source proxy runs train and are scored on
 PROXY_PROTOCOL = 1  # bump when the proxy's recipe changes, so cached results are not reused
 TARGET_BATCH = 64
 
@@ -86,21 +88,23 @@ class PrecomputedTargets:
 
 
 class ProxyData:
-    """The demo subset every proxy run of a search shares, with its teacher embeddings and tokenizers.
+    """The data-source subset every proxy run of a search shares, with its teacher embeddings and tokenizers.
 
+    The source (by default the demo world) must offer zero-shot tasks, which score each candidate.
     Nothing is rendered or embedded until the first proxy run needs it, so a search whose proxy
     results all come from the cache never touches the teacher.
     """
 
-    def __init__(self, teacher, settings: ProxySettings, workdir: str | Path):
-        from compress.demo_world import DEMO_WORLD_VERSION, open_demo
+    def __init__(self, teacher, settings: ProxySettings, workdir: str | Path, source: str = PROXY_SOURCE):
+        from compress.data.sources import get_source, zero_shot_tasks
 
-        self.teacher, self.settings, self.workdir = teacher, settings, Path(workdir)
-        self._train_source = open_demo("train", size=settings.train_samples, image_size=settings.image_size,
-                                       seed=settings.seed)
-        self._val_source = open_demo("val", size=settings.val_samples, image_size=settings.image_size,
-                                     seed=settings.seed)
-        self.description = {"source": "demo", "version": DEMO_WORLD_VERSION,
+        self.teacher, self.settings, self.workdir, self.source = teacher, settings, Path(workdir), source
+        data_source = get_source(source)
+        self.tasks = zero_shot_tasks(source)
+        options = {"image_size": settings.image_size, "seed": settings.seed}
+        self._train_source = data_source.open("train", size=settings.train_samples, **options)
+        self._val_source = data_source.open("val", size=settings.val_samples, **options)
+        self.description = {"source": source, "version": getattr(data_source, "version", None),
                             "train": self._train_source.digest(), "val": self._val_source.digest()}
         self._prepared: tuple[SampleList, SampleList, PrecomputedTargets] | None = None
         self._tokenizers: dict[int, Path] = {}
@@ -109,8 +113,8 @@ class ProxyData:
         if self._prepared is None:
             from compress.distill.targets import TeacherTargets
 
-            train = SampleList([self._train_source[i] for i in range(len(self._train_source))], "demo train subset")
-            val = SampleList([self._val_source[i] for i in range(len(self._val_source))], "demo val subset")
+            train = SampleList([self._train_source[i] for i in range(len(self._train_source))], f"{self.source} train subset")
+            val = SampleList([self._val_source[i] for i in range(len(self._val_source))], f"{self.source} val subset")
             online = TeacherTargets(self.teacher)
             rows: dict[str, dict[str, torch.Tensor | None]] = {}
             samples = train.samples + val.samples
@@ -188,15 +192,15 @@ def student_config(candidate: Candidate, tokenizer: str | Path | None = None) ->
 
 def run_proxy(candidate: Candidate, data: ProxyData, run_dir: str | Path) -> ProxyResult:
     """Train the candidate's tower for `steps` against the teacher and score it."""
-    from compress.demo_world import evaluate_demo_tasks
+    from compress.api import build_student
     from compress.distill import Distiller
-    from students.bilingual import build_bilingual_student
+    from compress.eval.tasks import task_accuracies
 
     settings = data.settings
     tokenizer = data.tokenizer(candidate.resolved["vocab_size"]) if candidate.family == "text" else None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
-        student = build_bilingual_student(student_config(candidate, tokenizer))
+        student = build_student({"family": STUDENT_FAMILY, **student_config(candidate, tokenizer)})
     distiller = Distiller(
         data.teacher, student, data=data.train, val_data=data.val, run_dir=run_dir, targets=data.targets,
         stage1_loss=settings.loss, lr=settings.lr, batch_size=settings.batch_size, steps={"distill": settings.steps},
@@ -210,7 +214,7 @@ def run_proxy(candidate: Candidate, data: ProxyData, run_dir: str | Path) -> Pro
     if val_loss is None:
         raise CompressError(f"{candidate.family} candidate {candidate.name}: the proxy run produced no validation loss")
     encoder = TowerWithTeacher(student, distiller.objectives.adapters[candidate.family], data.teacher, candidate.family)
-    scores = evaluate_demo_tasks(encoder, count=settings.zero_shot_count, image_size=settings.image_size)
+    scores = task_accuracies(encoder, data.tasks, count=settings.zero_shot_count, image_size=settings.image_size)
     by_task = {f"{task}/{lang}": float(acc) for (task, lang), acc in scores.items()}
     return ProxyResult(
         val_loss=float(val_loss),
