@@ -19,22 +19,30 @@ public final class UnigramTokenizer {
     private let trie: Trie
     private let scores: [Float]
     private let byteIds: [Int]
+    private let userDefined: [Bool]
     private let unknownScore: Float
+    private let maxScore: Float
     private let unkId: Int
     private let byteFallback: Bool
     private let rule: TextRule
 
     public let vocabSize: Int
 
-    public init(pieces: [(piece: String, score: Float)], unkId: Int, byteFallback: Bool, rule: TextRule, specialIds: Set<Int>) {
+    public init(pieces: [(piece: String, score: Float)], unkId: Int, byteFallback: Bool, rule: TextRule, specialIds: Set<Int>,
+                userDefinedIds: Set<Int> = []) {
         self.unkId = unkId
         self.byteFallback = byteFallback
         self.rule = rule
         scores = pieces.map { $0.score }
         vocabSize = pieces.count
+        let userDefined = (0..<pieces.count).map { userDefinedIds.contains($0) }
         let trie = Trie()
         var byteIds = [Int](repeating: -1, count: 256)
+        // SentencePiece takes the lowest and highest score over normal pieces only; its highest
+        // starts at FLT_MIN (the smallest positive float), so it is never below that
         var minScore = Float.greatestFiniteMagnitude
+        var highest = Float.leastNormalMagnitude
+        var anyNormal = false
         for (id, entry) in pieces.enumerated() {
             if byteFallback, let byte = Self.bytePieceValue(entry.piece) {
                 byteIds[byte] = id
@@ -42,12 +50,21 @@ public final class UnigramTokenizer {
                 // control pieces never match text
             } else {
                 trie.insert(Array(entry.piece.utf8), id: id)
+                if !userDefined[id] {
+                    anyNormal = true
+                    minScore = min(minScore, entry.score)
+                    highest = max(highest, entry.score)
+                }
             }
-            if entry.score < minScore { minScore = entry.score }
+        }
+        if !anyNormal {
+            minScore = 0
         }
         self.trie = trie
         self.byteIds = byteIds
+        self.userDefined = userDefined
         unknownScore = minScore - Self.unknownPenalty
+        maxScore = highest
     }
 
     /// The byte of a `<0xXX>` piece (two upper-case hex digits), or nil for any other piece.
@@ -94,9 +111,12 @@ public final class UnigramTokenizer {
                 position += 1
                 let id = trie.id(of: node)
                 if id < 0 { continue }
-                let candidate = scores[id] + scoreHere
-                if startsAt[position] == -1 || candidate > bestScore[position] {
-                    bestScore[position] = candidate
+                // as SentencePiece's C++: the piece score is a double there (a user-defined piece gets
+                // length x max score - 0.1, always winning), the sum is compared in double, stored as float
+                let score = userDefined[id] ? Double(Float(position - start) * maxScore) - 0.1 : Double(scores[id])
+                let candidate = score + Double(scoreHere)
+                if startsAt[position] == -1 || candidate > Double(bestScore[position]) {
+                    bestScore[position] = Float(candidate)
                     startsAt[position] = start
                     bestId[position] = id
                 }
@@ -217,16 +237,25 @@ public final class UnigramTokenizer {
         if rule.maxLength < 2 {
             throw CompressError("\(BundleManifest.manifestFile): text.max_length \(rule.maxLength) leaves no room for bos and eos")
         }
+        // added tokens: special ones are control pieces (never matched in text), the others user-defined
         var special: Set<Int> = [rule.padId, rule.bosId, rule.eosId]
+        var userDefined = Set<Int>()
         if json.has("added_tokens") {
             for token in try json.objects("added_tokens") {
+                let id = try token.int("id")
+                if id < 0 || id >= pieces.count {
+                    throw CompressError("\(file): added token id \(id) is outside the vocabulary")
+                }
                 if try token.has("special") && token.boolean("special") {
-                    try special.insert(token.int("id"))
+                    special.insert(id)
+                } else {
+                    userDefined.insert(id)
                 }
             }
         }
         let byteFallback = try model.has("byte_fallback") && model.boolean("byte_fallback")
-        return UnigramTokenizer(pieces: pieces, unkId: unkId, byteFallback: byteFallback, rule: rule, specialIds: special)
+        return UnigramTokenizer(pieces: pieces, unkId: unkId, byteFallback: byteFallback, rule: rule, specialIds: special,
+                                userDefinedIds: userDefined)
     }
 
     /// Accept only pipelines that amount to SentencePiece's identity rule: spaces to `▁` and one

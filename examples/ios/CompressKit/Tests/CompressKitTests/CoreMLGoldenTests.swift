@@ -39,11 +39,11 @@ final class CoreMLGoldenTests: XCTestCase {
                         picture[3 * i + c] = UInt8((pixels[c * plane + i] * 255).rounded())
                     }
                 }
-                let cosine = Classifier.cosine(try imageEncoder.embedding(picture: picture), image.embedding)
+                let cosine = try Classifier.cosine(imageEncoder.embedding(picture: picture), image.embedding)
                 XCTAssertGreaterThan(cosine, limit, "\(precision) image model on \(image.file)")
             }
             for text in golden.texts {
-                let cosine = Classifier.cosine(try textEncoder.embedding(ids: tokenizer.encode(text.text)), text.embedding)
+                let cosine = try Classifier.cosine(textEncoder.embedding(ids: tokenizer.encode(text.text)), text.embedding)
                 XCTAssertGreaterThan(cosine, limit, "\(precision) text model on \(text.text.debugDescription)")
             }
         }
