@@ -64,6 +64,12 @@ class Student(Encoder, Protocol):
     `image_tower(pixels [N,3,H,W]) -> [N,D]` and `text_tower(ids [N,L] int64) -> [N,D]` are the
     exportable parts (unnormalised outputs, static shapes). `preprocess_images` and `tokenize` turn
     raw inputs into their tensors. `config` is a plain dict that rebuilds the same architecture.
+
+    A student family registers under `compress.students` an entry point naming a class (or object)
+    with `from_config(config) -> Student` and `from_pretrained(folder) -> Student`; a plain factory
+    `build(config) -> Student` is accepted too but cannot reload a saved folder. `save_pretrained`
+    writes `student.json` with a `family` key naming that entry point, which `compress.build_student(folder)`
+    uses to reload it.
     """
 
     config: dict[str, Any]
