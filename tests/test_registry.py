@@ -71,6 +71,7 @@ def test_first_party_plugins_are_registered_through_entry_points():
     assert "bilingual" in registry.names("students")
     assert {"mse", "smooth_l1", "cosine", "infonce", "affinity"} <= set(registry.names("losses"))
     assert {"executorch", "coreml"} <= set(registry.names("targets"))
+    assert {"manifest", "shards", "demo"} <= set(registry.names("data"))
 
 
 def test_third_party_teacher_is_found_and_used(toy_site):
@@ -105,6 +106,8 @@ def test_unknown_name_lists_available_names():
     assert isinstance(err.value, CompressError)
     with pytest.raises(UnknownPluginError, match="available: .*smooth_l1"):
         registry.get("losses", "huber-ish")
+    with pytest.raises(UnknownPluginError, match="unknown data source plugin 'parquet'; available: .*manifest"):
+        registry.get("data", "parquet")
 
 
 def test_parse_spec_forms():
@@ -126,6 +129,7 @@ def test_plugins_command_describes_every_kind():
         [sys.executable, "-m", "compress", "plugins"], capture_output=True, text=True,
         env=dict(os.environ, COLUMNS="200"), check=True,
     ).stdout
-    for name in ("demo", "bilingual", "smooth_l1", "altclip", "mclip", "open-clip", "chinese-clip", "executorch", "coreml"):
+    for name in ("demo", "bilingual", "smooth_l1", "altclip", "mclip", "open-clip", "chinese-clip", "executorch", "coreml",
+                 "manifest", "shards"):
         assert name in out
     assert "failed to load" not in out

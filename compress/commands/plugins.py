@@ -9,7 +9,7 @@ from compress.console import make_console
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("plugins", help="list installed teachers, students, targets and losses")
+    p = sub.add_parser("plugins", help="list installed teachers, students, targets, losses and data sources")
     p.add_argument("--kind", choices=sorted(registry.GROUPS), help="only this kind")
     p.set_defaults(run=run)
 
