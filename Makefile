@@ -17,6 +17,7 @@ demo: $(VENV)/.installed
 	$(PY) -m compress recipe dc_clip
 
 test: $(VENV)/.installed
+	examples/android/core/jvm-test.sh install
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
