@@ -3,8 +3,9 @@ import XCTest
 
 /// Copies of the bundle with one thing wrong, each refused with the reason.
 final class TamperedBundleTests: XCTestCase {
-    private func assertRefused(_ folder: URL, _ reason: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertThrowsError(try CompressBundle.open(folder), file: file, line: line) { error in
+    private func assertRefused(_ folder: URL, _ reason: String, verifyFiles: Bool = true, file: StaticString = #filePath,
+                               line: UInt = #line) {
+        XCTAssertThrowsError(try CompressBundle.open(folder, verifyFiles: verifyFiles), file: file, line: line) { error in
             XCTAssertTrue("\(error)".contains(reason), "expected '\(reason)' in: \(error)", file: file, line: line)
         }
     }
@@ -69,6 +70,53 @@ final class TamperedBundleTests: XCTestCase {
             manifest["files"] = files
         }
         assertRefused(copy, "contains a '..' segment")
+    }
+
+    func testShortenedFileIsRefused() throws {
+        let copy = try BundleLocation.copy()
+        defer { BundleLocation.remove(copy) }
+        let target = try copy.appendingPathComponent(listedFile(copy))
+        let data = try Data(contentsOf: target)
+        try data.prefix(data.count - 1).write(to: target)
+        assertRefused(copy, "bytes, manifest.json says")
+    }
+
+    func testSymlinkedFolderLeadingOutsideIsRefused() throws {
+        let copy = try BundleLocation.copy()
+        defer { BundleLocation.remove(copy) }
+        let labels = copy.appendingPathComponent("labels")
+        let outside = copy.deletingLastPathComponent().appendingPathComponent("labels-outside")
+        try FileManager.default.moveItem(at: labels, to: outside)
+        try FileManager.default.createSymbolicLink(atPath: labels.path, withDestinationPath: outside.path)
+        assertRefused(copy, "resolves outside the bundle folder")
+    }
+
+    func testGoldenPathLeavingTheBundleIsRefused() throws {
+        let copy = try BundleLocation.copy()
+        defer { BundleLocation.remove(copy) }
+        let url = copy.appendingPathComponent("golden.json")
+        var golden = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        var images = golden["images"] as? [[String: Any]] ?? []
+        images[0]["pixels"] = "../image_0.pixels.f32"
+        golden["images"] = images
+        try JSONSerialization.data(withJSONObject: golden).write(to: url)
+        // with every file verified, the altered golden.json is refused for its sha256 first
+        assertRefused(copy, "golden.json: altered")
+        assertRefused(copy, "images[].pixels '../image_0.pixels.f32' contains a '..' segment", verifyFiles: false)
+    }
+
+    func testManifestThatIsNotJsonIsRefused() throws {
+        let copy = try BundleLocation.copy()
+        defer { BundleLocation.remove(copy) }
+        try Data("{ not json".utf8).write(to: copy.appendingPathComponent(BundleManifest.manifestFile))
+        assertRefused(copy, "not valid JSON")
+    }
+
+    func testMissingManifestIsRefused() throws {
+        let copy = try BundleLocation.copy()
+        defer { BundleLocation.remove(copy) }
+        try FileManager.default.removeItem(at: copy.appendingPathComponent(BundleManifest.manifestFile))
+        assertRefused(copy, "not a bundle (no manifest.json)")
     }
 
     func testUnknownSchemaVersionIsRefused() throws {

@@ -4,6 +4,7 @@ import SwiftUI
 /// About: the bundle (languages, embedding width, inputs, model files and sizes), the Core ML
 /// precision in use, and each encoder's latency and agreement with the golden outputs measured
 /// on this device.
+@MainActor
 struct AboutView: View {
     @EnvironmentObject private var model: AppModel
     let loaded: LoadedBundle

@@ -4,6 +4,7 @@ import SwiftUI
 
 /// Classify: a picture from the photo library or the camera, its zero-shot top 5 against one of
 /// the bundle's label sets in the chosen language, with scores and the measured milliseconds.
+@MainActor
 struct ClassifyView: View {
     @EnvironmentObject private var model: AppModel
     let loaded: LoadedBundle

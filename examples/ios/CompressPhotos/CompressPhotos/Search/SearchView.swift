@@ -3,6 +3,7 @@ import SwiftUI
 
 /// Search: the photo library indexed in the background (progress shown), then a Chinese or
 /// English query, encoded on the device, ranks the stored image embeddings by cosine.
+@MainActor
 struct SearchView: View {
     @EnvironmentObject private var model: AppModel
     @EnvironmentObject private var photos: PhotoIndex
