@@ -75,7 +75,7 @@ struct ClassifyView: View {
             }
             .ignoresSafeArea()
         }
-        .onAppear(perform: chooseLabelSet)
+        .onAppear { chooseLabelSet() }
         .onChange(of: model.language) { _, _ in
             chooseLabelSet()
             rank()

@@ -31,7 +31,11 @@ final class PhotoIndex: NSObject, ObservableObject, PHPhotoLibraryChangeObserver
         let manifest = loaded.manifest
         let file = try? BundleLocator.supportFolder("SearchIndex").appendingPathComponent("photos.index")
         guard let file else { return }
-        let store = IndexStore(file: file, embeddingSpace: manifest.embeddingSpace, precision: loaded.precision, embedDim: manifest.embedDim)
+        let (space, precision, width) = (manifest.embeddingSpace, loaded.precision, manifest.embedDim)
+        // reading a large index takes a moment: not on the main thread
+        let store = await Task.detached(priority: .utility) {
+            IndexStore(file: file, embeddingSpace: space, precision: precision, embedDim: width)
+        }.value
         self.store = store
         rebuiltBecause = store.rebuiltBecause
         indexed = await store.count
