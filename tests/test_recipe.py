@@ -27,7 +27,7 @@ def tiny_config(tmp_path, teacher) -> dict:
         "distill": {"stage1_loss": "smooth_l1", "stage2_losses": {"infonce": 1.0, "feature": 1.0},
                     "lr": {"distill": 2e-3, "align": 5e-4}, "batch_size": 8,
                     "steps": {"distill": 3, "align": 2}, "checkpoint_every": 2},
-        "eval": {"languages": ["en", "zh"], "demo_tasks": ["color"], "demo_count": 16},
+        "eval": {"languages": ["en", "zh"], "demo_tasks": ["color"], "demo_count": 16, "datasets": []},
     }
 
 
@@ -104,10 +104,37 @@ def test_dc_clip_ends_with_a_bundle_for_both_targets_and_its_parity_table(tmp_pa
     assert "bundle: size and parity" in output and "bundle: zero-shot top-1" in output
 
 
-def test_unknown_export_option_is_one_clear_error(tmp_path, capsys):
-    config = tiny_config(tmp_path, TINY_TEACHER)
-    config["export"] = {"targets": ["executorch"], "quantise": "int8"}
+def run_failing_recipe(tmp_path, config, capsys) -> str:
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     assert main(["recipe", "dc_clip", "--config", str(path)]) != 0
-    assert "unknown export option(s) quantise" in capsys.readouterr().err
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["export"].update(quantise="int8"),
+     "dc_clip config: export: unknown key(s) quantise; valid keys: calibration_count, labels, parity_count, quantize"),
+    (lambda c: c["eval"].update(demo_cout=3), "dc_clip config: eval: unknown key(s) demo_cout; valid keys: datasets"),
+    (lambda c: c.update(tokeniser={}), "dc_clip config: unknown key(s) tokeniser; valid keys: data, distill"),
+    (lambda c: c["distill"].update(learning_rate=1.0), "dc_clip config: distill: unknown key(s) learning_rate; "
+                                                       "valid keys: batch_size"),
+    (lambda c: c["tokenizer"].pop("vocab_size"), "dc_clip config: tokenizer: missing key(s) vocab_size"),
+    (lambda c: c["export"].pop("zero_shot_count"), "dc_clip config: export: missing key(s) zero_shot_count"),
+])
+def test_an_unknown_or_missing_key_anywhere_is_one_clear_error(tmp_path, capsys, edit, message):
+    config = tiny_config(tmp_path, TINY_TEACHER)
+    config["export"] = {"targets": ["executorch"], "quantize": "none", "labels": ["demo-color"],
+                        "calibration_count": 8, "parity_count": 4, "zero_shot_count": 16}
+    edit(config)
+    assert message in run_failing_recipe(tmp_path, config, capsys)
+    assert not (tmp_path / "runs" / "tiny" / "checkpoints").exists()  # refused before any training
+
+
+def test_the_shipped_config_is_complete_and_read_strictly():
+    from compress.recipes import load_config
+    from compress.recipes.dc_clip import EXPORT, read_config
+
+    config = read_config(load_config("dc_clip"))
+    assert set(config["export"]) == set(EXPORT.keys)
+    assert config["tokenizer"]["vocab_size"] == 2000 and config["export"]["calibration_count"] == 256
+    assert config["export"]["zero_shot_count"] == 500
