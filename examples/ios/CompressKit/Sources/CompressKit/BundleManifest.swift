@@ -173,53 +173,61 @@ public struct BundleManifest {
         }
         let image = try json.obj("image")
         let text = try json.obj("text")
-        return BundleManifest(
+        let imageRule = try ImageRule(
+            size: image.int("size"),
+            mean: image.floats("mean"),
+            std: image.floats("std"),
+            resize: image.string("resize"),
+            interpolation: image.string("interpolation")
+        )
+        let textRule = try TextRule(
+            tokenizer: text.string("tokenizer"),
+            tokenizerJson: text.string("tokenizer_json"),
+            maxLength: text.int("max_length"),
+            vocabSize: text.int("vocab_size"),
+            padId: text.int("pad_id"),
+            unkId: text.int("unk_id"),
+            bosId: text.int("bos_id"),
+            eosId: text.int("eos_id"),
+            truncation: text.string("truncation")
+        )
+        var models = [ModelEntry]()
+        for entry in try json.objects("models") {
+            let input = try entry.obj("input")
+            let output = try entry.obj("output")
+            models.append(try ModelEntry(
+                target: entry.string("target"),
+                tower: entry.string("tower"),
+                precision: entry.string("precision"),
+                file: entry.string("file"),
+                inputName: input.string("name"),
+                inputShape: input.ints("shape"),
+                inputDtype: input.string("dtype"),
+                outputName: output.string("name")
+            ))
+        }
+        var labels = [LabelEntry]()
+        for entry in try json.objects("labels") {
+            labels.append(try LabelEntry(set: entry.string("set"), lang: entry.string("lang"), file: entry.string("file"),
+                                         classes: entry.int("classes")))
+        }
+        var files = [FileEntry]()
+        for entry in try json.objects("files") {
+            files.append(try FileEntry(path: entry.string("path"), sha256: entry.string("sha256"), bytes: entry.long("bytes")))
+        }
+        return try BundleManifest(
             schemaVersion: version,
-            embedDim: try json.int("embed_dim"),
-            languages: try json.strings("languages"),
-            logitScale: try json.double("logit_scale"),
-            embeddingSpace: try json.string("embedding_space"),
-            image: ImageRule(
-                size: try image.int("size"),
-                mean: try image.floats("mean"),
-                std: try image.floats("std"),
-                resize: try image.string("resize"),
-                interpolation: try image.string("interpolation")
-            ),
-            text: TextRule(
-                tokenizer: try text.string("tokenizer"),
-                tokenizerJson: try text.string("tokenizer_json"),
-                maxLength: try text.int("max_length"),
-                vocabSize: try text.int("vocab_size"),
-                padId: try text.int("pad_id"),
-                unkId: try text.int("unk_id"),
-                bosId: try text.int("bos_id"),
-                eosId: try text.int("eos_id"),
-                truncation: try text.string("truncation")
-            ),
-            models: try json.objects("models").map { entry in
-                let input = try entry.obj("input")
-                let output = try entry.obj("output")
-                return ModelEntry(
-                    target: try entry.string("target"),
-                    tower: try entry.string("tower"),
-                    precision: try entry.string("precision"),
-                    file: try entry.string("file"),
-                    inputName: try input.string("name"),
-                    inputShape: try input.ints("shape"),
-                    inputDtype: try input.string("dtype"),
-                    outputName: try output.string("name")
-                )
-            },
-            labels: try json.objects("labels").map { entry in
-                LabelEntry(set: try entry.string("set"), lang: try entry.string("lang"), file: try entry.string("file"),
-                           classes: try entry.int("classes"))
-            },
-            files: try json.objects("files").map { entry in
-                FileEntry(path: try entry.string("path"), sha256: try entry.string("sha256"), bytes: try entry.long("bytes"))
-            },
-            golden: try json.stringOrNil("golden"),
-            report: try json.stringOrNil("report")
+            embedDim: json.int("embed_dim"),
+            languages: json.strings("languages"),
+            logitScale: json.double("logit_scale"),
+            embeddingSpace: json.string("embedding_space"),
+            image: imageRule,
+            text: textRule,
+            models: models,
+            labels: labels,
+            files: files,
+            golden: json.stringOrNil("golden"),
+            report: json.stringOrNil("report")
         )
     }
 }

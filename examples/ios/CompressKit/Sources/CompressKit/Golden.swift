@@ -64,32 +64,28 @@ public struct Golden {
 
     static func read(_ url: URL, bundle: CompressBundle) throws -> Golden {
         let json = try header(url)
-        let texts = try json.objects("texts").map { item in
-            GoldenText(
-                lang: try item.string("lang"),
-                text: try item.string("text"),
-                ids: try item.ints("ids"),
-                embedding: try item.floats("embedding"),
-                embeddingInt8: try item.has("embedding_int8") ? item.floats("embedding_int8") : nil
-            )
+        var texts = [GoldenText]()
+        for item in try json.objects("texts") {
+            let int8: [Float]? = try item.has("embedding_int8") ? item.floats("embedding_int8") : nil
+            texts.append(try GoldenText(lang: item.string("lang"), text: item.string("text"), ids: item.ints("ids"),
+                                        embedding: item.floats("embedding"), embeddingInt8: int8))
         }
-        let images = try json.objects("images").map { image in
+        var images = [GoldenImage]()
+        for image in try json.objects("images") {
             let ranks = try image.obj("top5")
             var top5 = [String: [GoldenRank]]()
             for key in ranks.values.keys.sorted() {
-                top5[key] = try ranks.objects(key).map { rank in
-                    GoldenRank(index: try rank.int("index"), className: try rank.string("class"),
-                               probability: try rank.double("probability"), cosine: try rank.double("cosine"))
+                var list = [GoldenRank]()
+                for rank in try ranks.objects(key) {
+                    list.append(try GoldenRank(index: rank.int("index"), className: rank.string("class"),
+                                               probability: rank.double("probability"), cosine: rank.double("cosine")))
                 }
+                top5[key] = list
             }
-            return GoldenImage(
-                file: try image.string("file"),
-                pixelsFile: try image.string("pixels"),
-                inputShape: try image.ints("input_shape"),
-                embedding: try image.floats("embedding"),
-                embeddingInt8: try image.has("embedding_int8") ? image.floats("embedding_int8") : nil,
-                top5: top5
-            )
+            let int8: [Float]? = try image.has("embedding_int8") ? image.floats("embedding_int8") : nil
+            images.append(try GoldenImage(file: image.string("file"), pixelsFile: image.string("pixels"),
+                                          inputShape: image.ints("input_shape"), embedding: image.floats("embedding"),
+                                          embeddingInt8: int8, top5: top5))
         }
         return Golden(texts: texts, images: images, bundle: bundle)
     }
