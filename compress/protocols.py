@@ -12,6 +12,7 @@ listing everything it lacks, instead of an AttributeError from deep inside a tra
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -83,14 +84,50 @@ class Student(Encoder, Protocol):
     def save_pretrained(self, folder: str | Path) -> None: ...
 
 
+@dataclass(frozen=True)
+class TowerExport:
+    """One tower to export at one precision, as the bundle hands it to a target.
+
+    `module` takes `example` (pixels `[1, 3, S, S]` float32 in [0, 1], or token ids `[1, L]` int64)
+    and returns an L2-normalised `[1, embed_dim]` embedding. `calibration` holds real inputs of the
+    same shape (preprocessed training pictures or token ids of training captions) for precisions
+    that need them; `scheme` is the int8 scheme asked for this tower, when one was.
+    """
+
+    tower: str
+    module: torch.nn.Module
+    example: torch.Tensor
+    precision: str
+    embed_dim: int
+    calibration: tuple[torch.Tensor, ...] = ()
+    scheme: str | None = None
+
+    def output_spec(self) -> dict[str, Any]:
+        return {"name": "embedding", "shape": [1, int(self.embed_dim)]}
+
+
 @runtime_checkable
 class Target(Protocol):
-    """An export target: turns one student tower into a file a phone runtime loads."""
+    """An export target, registered under the `compress.targets` entry-point group.
+
+    The entry point names a class (or factory) called with no arguments. The bundle drives it only
+    through this protocol: `precisions(quantize, requested)` says which precisions it writes for a
+    `quantize` setting ("none" or "int8"; `requested` is the user's explicit list, checked), and
+    `export_tower(job, folder)` writes one tower at one precision inside the bundle folder and
+    returns its manifest model entries: `target`, `tower`, `precision`, `file` (relative to the
+    folder), `input` (`name`, `kind` "tensor" or "image", `shape`, `dtype`), `output`, and
+    optionally `delegation` (a summary of how the runtime runs it). A target may also offer
+    `load(path)`, returning a callable that runs a written file on this machine (canonical input
+    tensor in, `[1, D]` float32 tensor out) for parity checks, or None where it cannot run here,
+    and `needs_calibration(precision)`.
+    """
 
     name: str
     suffix: str
 
-    def export(self, module: torch.nn.Module, example: torch.Tensor, path: Path, **options) -> Path: ...
+    def precisions(self, quantize: str, requested: Sequence[str] | None = None) -> list[str]: ...
+
+    def export_tower(self, job: TowerExport, folder: Path) -> list[dict[str, Any]]: ...
 
 
 # ---------------------------------------------------------------------------- losses

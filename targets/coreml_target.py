@@ -26,12 +26,16 @@ import contextlib
 import io
 import logging
 import shutil
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from compress.errors import CompressError
+from compress.protocols import TowerExport
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,9 @@ INPUT_KINDS = ("image", "tensor")
 # MIL ops that hold compressed weights, per compression mode.
 COMPRESSED_WEIGHT_OPS = {"int8": "constexpr_affine_dequantize", "palette6": "constexpr_lut_to_dense", "palette4": "constexpr_lut_to_dense"}
 DEPLOYMENT_TARGET = "iOS17"
+# A bundle's Core ML variants: (compression, file-name infix).
+BUNDLE_VARIANTS = {"fp16": ("fp16", ""), "int8-weights": ("int8", ".int8"), "palette6": ("palette6", ".palette6"),
+                   "palette4": ("palette4", ".palette4")}
 
 
 def _coremltools():
@@ -137,13 +144,81 @@ class CoreMLTarget:
         return path
 
     def export(self, module: torch.nn.Module, example: torch.Tensor, path: Path, **options) -> Path:
-        """The `compress.protocols.Target` entry: options are `input_kind`, `input_name`,
-        `output_name` and `compression` (default "fp16")."""
+        """One package of `module`; options are `input_kind`, `input_name`, `output_name` and
+        `compression` (default "fp16")."""
         compression = options.pop("compression", "fp16")
         unknown = set(options) - {"input_kind", "input_name", "output_name"}
         if unknown:
             raise CompressError(f"unknown Core ML export options: {', '.join(sorted(unknown))}")
         return self.save(self.compress(self.convert(module, example, **options), compression), path)
+
+    # The `compress.protocols.Target` protocol, as the bundle drives it.
+
+    def precisions(self, quantize: str, requested: Sequence[str] | None = None) -> list[str]:
+        """fp16, plus int8-weights with `quantize="int8"`; or the `requested` variants."""
+        if requested:
+            unknown = [v for v in requested if v not in BUNDLE_VARIANTS]
+            if unknown:
+                raise CompressError(f"unknown Core ML variant(s) {', '.join(unknown)}; variants: {', '.join(BUNDLE_VARIANTS)}")
+            return list(dict.fromkeys(requested))
+        return ["fp16", "int8-weights"] if quantize == "int8" else ["fp16"]
+
+    def needs_calibration(self, precision: str) -> bool:
+        return False  # weight compression works on the converted weights alone
+
+    def export_tower(self, job: TowerExport, folder: Path) -> list[dict[str, Any]]:
+        """`<tower>_encoder.mlpackage` (fp16) or `<tower>_encoder.<variant>.mlpackage`.
+
+        The tower is converted once and every variant compresses that conversion."""
+        if job.precision not in BUNDLE_VARIANTS:
+            raise CompressError(f"unknown Core ML variant {job.precision!r}; variants: {', '.join(BUNDLE_VARIANTS)}")
+        converted = self._converted(job)
+        rel = f"{job.tower}_encoder{BUNDLE_VARIANTS[job.precision][1]}{self.suffix}"
+        self.save(self.compress(converted, BUNDLE_VARIANTS[job.precision][0]), Path(folder) / rel)
+        if job.tower == "image":
+            spec = {"name": "image", "kind": "image", "shape": list(job.example.shape), "dtype": "image"}
+        else:
+            spec = {"name": "input_ids", "kind": "tensor", "shape": list(job.example.shape), "dtype": "int32"}
+        return [{"target": self.name, "tower": job.tower, "precision": job.precision, "file": rel, "input": spec,
+                 "output": job.output_spec()}]
+
+    def _converted(self, job: TowerExport):
+        cached = getattr(self, "_conversion", None)
+        if cached is not None and cached[0] is job.module:
+            return cached[1]
+        if job.tower == "image":
+            converted = self.convert(job.module, job.example, input_kind="image", input_name="image")
+        else:
+            converted = self.convert(job.module, job.example.to(torch.int32), input_kind="tensor", input_name="input_ids")
+        self._conversion = (job.module, converted)
+        return converted
+
+    def load(self, path: str | Path):
+        """A runner of the package (canonical input tensor in, `[1, D]` out); None off macOS,
+        where Core ML cannot predict."""
+        if sys.platform != "darwin":
+            return None
+        return _CoreMLRunner(Path(path))
+
+
+class _CoreMLRunner:
+    """A package loaded in Core ML: pixels become the RGB picture its ImageType takes, ids int32."""
+
+    def __init__(self, path: Path):
+        ct = _coremltools()
+        self.path = path
+        self.model = ct.models.MLModel(str(path))
+        self.input = self.model.get_spec().description.input[0]
+
+    def __call__(self, value: torch.Tensor) -> torch.Tensor:
+        from PIL import Image
+
+        if self.input.type.WhichOneof("Type") == "imageType":
+            array = (value[0].permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
+            feed = {self.input.name: Image.fromarray(array)}
+        else:
+            feed = {self.input.name: value.numpy().astype(np.int32)}
+        return torch.from_numpy(np.asarray(self.model.predict(feed)["embedding"], dtype=np.float32)).reshape(1, -1)
 
 
 def _feature(description) -> dict:

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from compress.errors import CompressError
+from compress.protocols import TowerExport
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,7 @@ HEAVY_OPS = ("convolution", "linear", "addmm", "mm", "bmm", "matmul")
 # Bookkeeping nodes that are neither delegated nor real work.
 IGNORED_OPS = ("getitem",)
 PRECISIONS = {None: "fp32", "none": "fp32", "static": "int8-static", "dynamic": "int8-dynamic"}
+BUNDLE_PRECISIONS = ("fp32", "int8")  # a bundle's int8 is static for images, dynamic for text (compress.quant.pt2e)
 
 
 @dataclass
@@ -192,8 +196,46 @@ class ExecuTorchTarget:
         return self.last_export
 
     def export(self, module: torch.nn.Module, example: torch.Tensor, path: Path, **options) -> Path:
-        """The `compress.protocols.Target` entry: options are `quantize` and `calibration`."""
+        """One `.pte` of `module`; options are `quantize` and `calibration`."""
         return self.export_program(module, example, path, **options).path
+
+    # The `compress.protocols.Target` protocol, as the bundle drives it.
+
+    def precisions(self, quantize: str, requested: Sequence[str] | None = None) -> list[str]:
+        """fp32, plus int8 (PT2E + XNNPACK) with `quantize="int8"`; or the `requested` ones."""
+        if requested:
+            unknown = [p for p in requested if p not in BUNDLE_PRECISIONS]
+            if unknown:
+                raise CompressError(f"unknown ExecuTorch precision(s) {', '.join(unknown)}; precisions: {', '.join(BUNDLE_PRECISIONS)}")
+            return list(dict.fromkeys(requested))
+        return ["fp32", "int8"] if quantize == "int8" else ["fp32"]
+
+    def needs_calibration(self, precision: str) -> bool:
+        return precision == "int8"
+
+    def export_tower(self, job: TowerExport, folder: Path) -> list[dict[str, Any]]:
+        """`<tower>_encoder.pte` (fp32) or `<tower>_encoder.int8.pte`, with its delegation summary."""
+        if job.precision not in BUNDLE_PRECISIONS:
+            raise CompressError(f"unknown ExecuTorch precision {job.precision!r}; precisions: {', '.join(BUNDLE_PRECISIONS)}")
+        scheme = None
+        if job.precision == "int8":
+            from compress.quant.pt2e import DEFAULT_SCHEMES
+
+            scheme = job.scheme or DEFAULT_SCHEMES[job.tower]
+        suffix = "" if job.precision == "fp32" else f".{job.precision}"
+        result = self.export_program(job.module, job.example, Path(folder) / f"{job.tower}_encoder{suffix}{self.suffix}",
+                                     quantize=scheme, calibration=list(job.calibration) or None)
+        delegation = result.delegation.to_dict()
+        if scheme:
+            delegation["scheme"] = scheme
+        name, dtype = ("pixels", "float32") if job.tower == "image" else ("input_ids", "int64")
+        return [{"target": self.name, "tower": job.tower, "precision": job.precision, "file": result.path.name,
+                 "input": {"name": name, "kind": "tensor", "shape": list(job.example.shape), "dtype": dtype},
+                 "output": job.output_spec(), "delegation": delegation}]
+
+    def load(self, path: str | Path) -> PteModule:
+        """The written program in this machine's ExecuTorch runtime."""
+        return PteModule(path)
 
 
 class PteModule:

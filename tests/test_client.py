@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -86,6 +87,7 @@ def test_client_reproduces_golden_ids_and_embeddings(exported, client_module):
     bundle, run_dir, _ = exported
     client = client_module.BundleClient(bundle)
     assert client.check_golden() == []
+    assert client_module.BundleClient(bundle, precision="int8").check_golden() == []  # against embedding_int8
     golden = json.loads((bundle / "golden.json").read_text(encoding="utf-8"))
     assert {item["lang"] for item in golden["texts"]} == {"en", "zh"}
     student = BilingualStudent.from_pretrained(run_dir / "student")
@@ -105,7 +107,8 @@ def test_golden_check_catches_a_different_tokenizer(exported, client_module, tmp
     (copy / "golden.json").write_text(json.dumps(golden), encoding="utf-8")
     client = client_module.BundleClient(copy, verify=False)
     problems = client.check_golden()
-    assert len(problems) == 1 and "token ids" in problems[0]
+    # the ids differ, and the model run on the edited ids no longer gives the golden embedding
+    assert len(problems) == 2 and "token ids" in problems[0] and "text embedding of 'a photo of a cat.'" in problems[1]
     with pytest.raises(client_module.BundleClientError, match=r"golden\.json: altered"):
         client_module.BundleClient(copy)
 
@@ -129,3 +132,102 @@ def test_client_command_line_runs_standalone(exported, pictures):
     assert lines[0] == "golden: ok"
     rows = json.loads("\n".join(lines[1:]))
     assert [r["rank"] for r in rows] == [1, 2, 3]
+
+
+def _edit_golden(folder: Path, edit) -> None:
+    golden = json.loads((folder / "golden.json").read_text(encoding="utf-8"))
+    edit(golden)
+    (folder / "golden.json").write_text(json.dumps(golden), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        (lambda g: g["images"][0]["embedding"].reverse(), r"image embedding of golden/image_0\.png: cosine"),
+        (lambda g: g["texts"][2]["embedding_int8"].reverse(), None),  # an fp32 client checks fp32 embeddings only
+        (lambda g: g["images"][1]["top5"]["demo-shape.zh"].reverse(), r"top-5 of golden/image_1\.png for demo-shape\.zh"),
+    ],
+)
+def test_golden_check_catches_wrong_embeddings_and_top5(exported, client_module, tmp_path, edit, problem):
+    copy = tmp_path / "bundle"
+    shutil.copytree(exported[0], copy)
+    _edit_golden(copy, edit)
+    problems = client_module.BundleClient(copy, verify=False).check_golden()
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and re.match(problem, problems[0]), problems
+
+
+def test_golden_check_catches_other_pixels(exported, client_module, tmp_path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(exported[0], copy)
+    pixels = np.fromfile(copy / "golden" / "image_1.pixels.f32", dtype="<f4")
+    pixels[100] += 2.0 / 255.0  # beyond the 1/255 a resampler's rounding may cost
+    pixels.astype("<f4").tofile(copy / "golden" / "image_1.pixels.f32")
+    problems = client_module.BundleClient(copy, verify=False).check_golden()
+    assert any(re.match(r"pixels of golden/image_1\.png differ from golden/image_1\.pixels\.f32 by up to 0\.0078", p) for p in problems)
+
+
+def _tamper_flip(folder: Path) -> None:
+    path = folder / "text_encoder.pte"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _tamper_extra(folder: Path) -> None:
+    (folder / "golden" / "extra.bin").write_bytes(b"\0")
+
+
+def _manifest_edit(edit):
+    def tamper(folder: Path) -> None:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        edit(manifest)
+        (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return tamper
+
+
+def _tamper_link_out(folder: Path) -> None:
+    outside = folder.parent / "outside"
+    outside.mkdir()
+    shutil.move(folder / "labels", outside / "labels")
+    (folder / "labels").symlink_to(outside / "labels", target_is_directory=True)
+
+
+@pytest.mark.parametrize(
+    "tamper, reason",
+    [
+        (_tamper_flip, r"text_encoder\.pte: altered"),
+        (_tamper_extra, r"golden/extra\.bin: not listed in manifest\.json"),
+        (_manifest_edit(lambda m: m["labels"][0].update(file="../labels/x.json")), r"labels\[0\]\.file '\.\./labels/x\.json' climbs out"),
+        (_manifest_edit(lambda m: m["text"].update(tokenizer_json="/tmp/tokenizer.json")), r"text\.tokenizer_json '/tmp/tokenizer\.json' is absolute"),
+        (_manifest_edit(lambda m: m["models"][0].update(file="a\\b.pte")), r"models\[0\]\.file 'a\\\\b\.pte' holds a backslash"),
+        (_manifest_edit(lambda m: m.update(schema_version=1)), r"schema_version 1 is not one this client reads \(2\)"),
+        (_manifest_edit(lambda m: m.update(schema_version=7)), r"schema_version 7 is not one this client reads"),
+        (_tamper_link_out, r"labels/.*resolves outside the bundle folder|labels: a symbolic link"),
+    ],
+)
+def test_client_refuses_tampered_bundles_with_the_reason(exported, client_module, tmp_path, tamper, reason):
+    copy = tmp_path / "bundle"
+    shutil.copytree(exported[0], copy)
+    tamper(copy)
+    with pytest.raises(client_module.BundleClientError, match=reason):
+        client_module.BundleClient(copy)
+    assert client_module.main(["--bundle", str(copy), "--check-golden"]) == 2
+
+
+def test_client_runs_inputs_prepared_elsewhere(exported, client_module, pictures):
+    """What another client's end-to-end check calls: its ids and pixels through the bundle's models."""
+    client = client_module.BundleClient(exported[0])
+    texts = ["一张猫的照片。", "a photo of a red circle", ""]
+    ids = client.token_ids(texts)
+    assert ids.shape == (3, 16) and ids.dtype == np.int64
+    embedded = client.embed_ids(ids)
+    assert np.allclose(embedded, np.stack([client.text_embedding(t) for t in texts]), atol=1e-6)
+    pixels = client.pixel_inputs(pictures[:3])
+    assert pixels.shape == (3, 3, 64, 64) and pixels.dtype == np.float32
+    images = client.embed_pixels(pixels)
+    assert np.allclose(images[0], client.image_embedding(client_module.load_picture(pictures[0])), atol=1e-6)
+    top = client.top_k(images[0], "demo-shape", "en", 3)
+    assert top == client.classify(client_module.load_picture(pictures[0]), "demo-shape", "en", 3)

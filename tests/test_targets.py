@@ -150,3 +150,66 @@ def test_coreml_predictions_match_pytorch(converted_text):
     ids = token_ids()
     predicted = converted_text.predict({"input_ids": ids.numpy().astype(np.int32)})["embedding"]
     assert embedding_cosine(text_model()(ids), torch.from_numpy(np.asarray(predicted, dtype=np.float32))) > 0.999
+
+
+# The Target protocol, as the bundle drives every target.
+
+def test_first_party_targets_meet_the_target_protocol():
+    from compress.bundle.plugins import load_target
+    from compress.protocols import Target
+
+    for name in ("executorch", "coreml"):
+        assert isinstance(load_target(name), Target)
+    assert load_target("executorch").precisions("none") == ["fp32"]
+    assert load_target("executorch").precisions("int8") == ["fp32", "int8"]
+    assert load_target("coreml").precisions("int8") == ["fp16", "int8-weights"]
+    assert load_target("coreml").precisions("none", ["palette4", "fp16"]) == ["palette4", "fp16"]
+    with pytest.raises(CompressError, match="unknown Core ML variant\\(s\\) fp8; variants: fp16, int8-weights"):
+        load_target("coreml").precisions("none", ["fp8"])
+    with pytest.raises(CompressError, match="unknown ExecuTorch precision\\(s\\) int4"):
+        load_target("executorch").precisions("none", ["int4"])
+    with pytest.raises(CompressError, match="unknown target plugin 'tflite'; available: coreml, executorch"):
+        load_target("tflite")
+
+
+def test_executorch_export_tower_writes_an_entry_and_loads_a_runner(tmp_path):
+    from compress.protocols import TowerExport
+
+    target = ExecuTorchTarget()
+    ids = token_ids()
+    model = text_model()
+    calibration = (ids, torch.roll(ids, 1, dims=1))
+    entries = []
+    for precision in ("fp32", "int8"):
+        job = TowerExport(tower="text", module=model, example=ids, precision=precision, embed_dim=32,
+                          calibration=calibration if target.needs_calibration(precision) else ())
+        entries += target.export_tower(job, tmp_path)
+    assert [e["file"] for e in entries] == ["text_encoder.pte", "text_encoder.int8.pte"]
+    fp32, int8 = entries
+    assert fp32["input"] == {"name": "input_ids", "kind": "tensor", "shape": [1, 16], "dtype": "int64"}
+    assert fp32["output"] == {"name": "embedding", "shape": [1, 32]} and fp32["delegation"]["subgraphs"] >= 1
+    assert int8["delegation"]["scheme"] == "dynamic"  # the text tower's default int8 scheme
+    eager = model(ids)
+    assert (target.load(tmp_path / fp32["file"])(ids) - eager).abs().max() <= 1e-4
+    assert embedding_cosine(eager, target.load(tmp_path / int8["file"])(ids)) > 0.99
+
+
+def test_coreml_export_tower_converts_once_for_every_variant(tmp_path, monkeypatch):
+    from compress.protocols import TowerExport
+
+    target = CoreMLTarget()
+    conversions = []
+    convert = target.convert
+    monkeypatch.setattr(target, "convert", lambda *a, **k: conversions.append(k) or convert(*a, **k))
+    model, pixels = image_model(32), torch.rand(1, 3, 32, 32)
+    entries = [e for precision in ("fp16", "palette6") for e in target.export_tower(
+        TowerExport(tower="image", module=model, example=pixels, precision=precision, embed_dim=16), tmp_path)]
+    assert len(conversions) == 1 and conversions[0]["input_kind"] == "image"
+    assert [e["file"] for e in entries] == ["image_encoder.mlpackage", "image_encoder.palette6.mlpackage"]
+    assert entries[0]["input"] == {"name": "image", "kind": "image", "shape": [1, 3, 32, 32], "dtype": "image"}
+    assert inspect_mlpackage(tmp_path / entries[1]["file"])["inputs"][0]["kind"] == "image"
+    runner = target.load(tmp_path / entries[0]["file"])
+    if sys.platform != "darwin":
+        assert runner is None  # Core ML predicts only on macOS
+    else:
+        assert embedding_cosine(model(pixels), runner(pixels)) > 0.99

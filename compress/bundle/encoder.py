@@ -10,10 +10,12 @@ import torch
 from PIL import Image
 
 from compress.bundle.loader import Bundle, BundleError, load_bundle
+from compress.bundle.plugins import load_target
 from compress.bundle.preprocess import BundleTokenizer, image_input
 from compress.errors import CompressError
 
 PRECISIONS = ("fp32", "int8")
+RUNTIME = "executorch"  # the registered target whose files this encoder runs, as the Android app does
 
 
 class BundleEncoder:
@@ -25,8 +27,6 @@ class BundleEncoder:
     """
 
     def __init__(self, bundle: str | Path | Bundle, precision: str = "fp32", verify: bool = True):
-        from targets.executorch_target import PteModule
-
         if precision not in PRECISIONS:
             raise CompressError(f"unknown bundle precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, verify=verify)
@@ -37,12 +37,13 @@ class BundleEncoder:
         self.languages = tuple(manifest["languages"])
         self.logit_scale = float(manifest["logit_scale"])
         self._image = self._text = None
-        if not self.bundle.models("executorch"):
+        if not self.bundle.models(RUNTIME):
             raise BundleError(f"{self.bundle.folder}: the bundle has no ExecuTorch models to run")
-        if self.bundle.models("executorch", "image"):
-            self._image = PteModule(self.bundle.path(self.bundle.model("executorch", "image", precision)["file"]))
-        if self.bundle.models("executorch", "text"):
-            self._text = PteModule(self.bundle.path(self.bundle.model("executorch", "text", precision)["file"]))
+        target = load_target(RUNTIME)
+        if self.bundle.models(RUNTIME, "image"):
+            self._image = target.load(self.bundle.path(self.bundle.model(RUNTIME, "image", precision)["file"]))
+        if self.bundle.models(RUNTIME, "text"):
+            self._text = target.load(self.bundle.path(self.bundle.model(RUNTIME, "text", precision)["file"]))
             self.tokenizer = BundleTokenizer(self.bundle.path(manifest["text"]["tokenizer"]), manifest["text"])
 
     @property
@@ -83,7 +84,7 @@ class BundleEncoder:
         classes = torch.tensor(np.asarray(labels["embeddings"], dtype=np.float32))
         cosine = (self.encode_images([image]) @ classes.T)[0]
         probability = torch.softmax(self.logit_scale * cosine, dim=0)
-        order = torch.argsort(probability, descending=True)[: max(1, top)]
+        order = torch.argsort(probability, descending=True, stable=True)[: max(1, top)]  # ties: lower index first
         return [
             {"rank": rank + 1, "class": labels["classnames"][i], "index": int(i),
              "probability": float(probability[i]), "cosine": float(cosine[i])}

@@ -57,9 +57,13 @@ class BundleTokenizer:
                 f"{model_path}: vocabulary of {self._sp.get_piece_size()} pieces, manifest says {manifest_text['vocab_size']}"
             )
 
+    def pieces(self, text: str) -> list[int]:
+        """The piece ids of a text, without bos, eos or padding."""
+        return self._sp.encode(text, out_type=int)
+
     def __call__(self, text: str) -> np.ndarray:
         """`[1, max_length]` int64."""
-        pieces = self._sp.encode(text, out_type=int)[: self.max_length - 2]
+        pieces = self.pieces(text)[: self.max_length - 2]
         ids = np.full((1, self.max_length), self.pad_id, dtype=np.int64)
         row = [self.bos_id, *pieces, self.eos_id]
         ids[0, : len(row)] = row

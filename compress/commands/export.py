@@ -13,6 +13,8 @@ RUN_REPORT = "report.json"
 
 
 def add_parser(sub) -> None:
+    from compress.bundle import settings as S
+
     p = sub.add_parser(
         "export",
         help="write a bundle (ExecuTorch .pte, Core ML .mlpackage, tokenizer, label embeddings, manifest)",
@@ -23,17 +25,23 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--checkpoint", required=True, help="a run folder (holding student/) or a saved student folder")
     p.add_argument("--out", required=True, help="the bundle folder to write")
-    p.add_argument("--targets", default="executorch", help="comma-separated: executorch, coreml (default: executorch)")
-    p.add_argument("--quantize", choices=("none", "int8"), default="none",
+    p.add_argument("--targets", default=",".join(S.DEFAULT_TARGETS),
+                   help=f"comma-separated registered targets: executorch, coreml, or a plugin's (default: {','.join(S.DEFAULT_TARGETS)})")
+    p.add_argument("--quantize", choices=S.QUANTIZE, default="none",
                    help="int8 adds int8 .pte files (PT2E + XNNPACK) and int8-weight Core ML packages")
-    p.add_argument("--labels", default="demo-shape,demo-color",
+    p.add_argument("--labels", default=",".join(S.DEFAULT_LABEL_SETS),
                    help="comma-separated label sets: demo-shape, demo-color, demo-color_shape, or an ELEVATER dataset name")
-    p.add_argument("--calibration", default="demo:train", help="data spec of real training samples for int8 calibration")
-    p.add_argument("--calibration-count", type=int, default=64, help="calibration samples (default: 64)")
-    p.add_argument("--parity-count", type=int, default=32, help="held-out demo test samples for embedding parity (default: 32)")
-    p.add_argument("--zero-shot-count", type=int, default=200, help="demo test images per label set for zero-shot top-1 (default: 200)")
+    p.add_argument("--calibration", default=S.DEFAULT_CALIBRATION_DATA, help="data spec of real training samples for int8 calibration")
+    p.add_argument("--calibration-count", type=int, default=S.DEFAULT_CALIBRATION_COUNT,
+                   help=f"calibration samples (default: {S.DEFAULT_CALIBRATION_COUNT})")
+    p.add_argument("--parity-data", default=S.DEFAULT_PARITY_DATA,
+                   help=f"data spec of held-out samples for embedding parity (default: {S.DEFAULT_PARITY_DATA})")
+    p.add_argument("--parity-count", type=int, default=S.DEFAULT_PARITY_COUNT,
+                   help=f"held-out samples for embedding parity (default: {S.DEFAULT_PARITY_COUNT})")
+    p.add_argument("--zero-shot-count", type=int, default=S.DEFAULT_ZERO_SHOT_COUNT,
+                   help=f"test images per label set for zero-shot top-1 (default: {S.DEFAULT_ZERO_SHOT_COUNT})")
     p.add_argument("--coreml-variants", help="comma-separated: fp16, int8-weights, palette6, palette4 (default: fp16, plus int8-weights with --quantize int8)")
-    p.add_argument("--logit-scale", type=float, help="softmax scale of cosines (default: the run's learned value, else 100)")
+    p.add_argument("--logit-scale", type=float, help=f"softmax scale of cosines (default: the run's learned value, else {S.DEFAULT_LOGIT_SCALE:g})")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     p.add_argument("--strict", action="store_true", help="fail when a parity check fails")
     p.set_defaults(run=run)
@@ -61,15 +69,14 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, float | None]:
     return student_dir, logit_scale
 
 
-def calibration_samples(spec, count: int) -> list:
-    """`count` calibration samples spread evenly over the dataset `spec`."""
+def spread_data(spec, count: int, what: str, option: str) -> list:
+    """`count` samples spread evenly over the dataset `spec`."""
     from compress.api import open_data
-
-    if count < 1:
-        raise CompressError(f"--calibration-count must be at least 1, got {count}")
     from compress.data import spread_samples
 
-    return spread_samples(open_data(spec), count, f"{spec} (calibration)")
+    if count < 1:
+        raise CompressError(f"{option} must be at least 1, got {count}")
+    return spread_samples(open_data(spec), count, f"{spec} ({what})")
 
 
 def _split(value: str | None) -> list[str]:
@@ -77,25 +84,24 @@ def _split(value: str | None) -> list[str]:
 
 
 def run(args) -> int:
-    from compress.bundle import export_bundle
+    from compress.bundle import ExportSettings, export_bundle
 
     student_dir, learned_scale = resolve_checkpoint(args.checkpoint)
-    student = build_student(student_dir)
-    targets = _split(args.targets)
-    samples = calibration_samples(args.calibration, args.calibration_count) if args.quantize == "int8" else None
-    export_bundle(
-        student,
-        args.out,
-        targets=targets,
+    variants = _split(args.coreml_variants)
+    settings = ExportSettings(
+        targets=tuple(_split(args.targets)),
         quantize=args.quantize,
-        label_sets=_split(args.labels),
-        calibration_samples=samples,
+        label_sets=tuple(_split(args.labels)),
+        precisions={"coreml": tuple(variants)} if variants else {},
         parity_count=args.parity_count,
         zero_shot_count=args.zero_shot_count,
-        coreml_variants=_split(args.coreml_variants) or None,
         logit_scale=args.logit_scale if args.logit_scale is not None else learned_scale,
-        source=str(student_dir),
         overwrite=args.overwrite,
         strict=args.strict,
     )
+    student = build_student(student_dir)
+    calibration = spread_data(args.calibration, args.calibration_count, "calibration", "--calibration-count") \
+        if args.quantize == "int8" else None
+    parity = spread_data(args.parity_data, args.parity_count, "parity", "--parity-count")
+    export_bundle(student, args.out, settings, calibration_samples=calibration, parity_samples=parity, source=str(student_dir))
     return 0  # a failed parity check is printed in red; with --strict it is an error (exit 2)

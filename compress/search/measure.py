@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import shutil
 import statistics
 import time
 import warnings
@@ -120,25 +121,49 @@ def time_pte(path: str | Path, example: torch.Tensor, warmup: int = DEFAULT_WARM
     return runs, outputs[0].clone()
 
 
+LATENCY_TARGET = "executorch"  # the registered target whose programs the search times
+
+
+def _write_program(module: torch.nn.Module, example: torch.Tensor, pte_path: Path) -> dict:
+    """Lower `module` through the registered ExecuTorch target (`Target.export_tower`) into `pte_path`;
+    its manifest entry (with the delegation summary)."""
+    from compress.bundle.plugins import load_target
+    from compress.protocols import TowerExport
+
+    target = load_target(LATENCY_TARGET)
+    tower = "image" if example.is_floating_point() else "text"
+    with torch.no_grad():
+        embed_dim = int(module(example).shape[-1])
+    staging = pte_path.with_name(f".{pte_path.name}.export")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        (entry,) = target.export_tower(TowerExport(tower=tower, module=module, example=example, precision="fp32",
+                                                   embed_dim=embed_dim), staging)
+        (staging / entry["file"]).replace(pte_path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return entry
+
+
 def measure_module(module: torch.nn.Module, example: torch.Tensor, pte_path: str | Path,
                    warmup: int = DEFAULT_WARMUP, repeats: int = DEFAULT_REPEATS) -> TowerMeasurement:
     """Export `module` at the example's shape, lower it with XNNPACK into `pte_path`, and time it."""
-    from targets.executorch_target import ExecuTorchTarget
-
     module = module.eval()
+    pte_path = Path(pte_path)
     started = time.perf_counter()
     ops = op_signatures(export_program(module, example))
-    written = ExecuTorchTarget().export_program(module, example, pte_path)
+    entry = _write_program(module, example, pte_path)
     lowered = time.perf_counter() - started
-    runs, _ = time_pte(written.path, example, warmup, repeats)
+    runs, _ = time_pte(pte_path, example, warmup, repeats)
     return TowerMeasurement(
         params=sum(p.numel() for p in module.parameters()),
-        pte_bytes=written.bytes,
+        pte_bytes=pte_path.stat().st_size,
         latency_ms=statistics.median(runs),
         runs_ms=[round(r, 4) for r in runs],
         warmup=warmup,
         ops=dict(sorted(ops.items())),
-        delegation=written.delegation.to_dict(),
+        delegation=dict(entry.get("delegation", {})),
         lower_seconds=round(lowered, 2),
     )
 
