@@ -67,9 +67,12 @@ build() {
     if [ -n "$left" ]; then echo "jvm-test.sh: missing $left (run: $0 install)" >&2; exit 3; fi
     local out="$HERE/build/jvm/$(sources_hash)"
     if [ ! -f "$out/core.jar" ]; then
-        mkdir -p "$out"
-        "$KOTLINC" -nowarn -jvm-target 17 "$HERE/src/main/kotlin" "$HERE/src/test/kotlin" -cp "$LIBS" -d "$out/core.jar.tmp" >&2
-        mv "$out/core.jar.tmp" "$out/core.jar"
+        local staging="$out/partial.$$"
+        rm -rf "$staging" && mkdir -p "$staging"
+        # kotlinc writes a jar when -d ends in .jar; the rename makes the cached jar appear whole or not at all
+        "$KOTLINC" -nowarn -jvm-target 17 "$HERE/src/main/kotlin" "$HERE/src/test/kotlin" -cp "$LIBS" -d "$staging/core.jar" >&2
+        mv "$staging/core.jar" "$out/core.jar"
+        rm -rf "$staging"
     fi
     echo "$out/core.jar"
 }
