@@ -192,9 +192,9 @@ class AppViewModel(application: Application) : AndroidViewModel(application) {
             try {
                 val photos = withContext(Dispatchers.IO) { library.photos() }
                 val todo = withContext(models) {
-                    val index = index ?: return@withContext emptyList()
-                    index.retainAll(photos.map { it.key }.toSet())
-                    photos.filter { it.key !in index }
+                    val stored = index ?: return@withContext emptyList<LibraryPhoto>()
+                    stored.retainAll(photos.map { it.key }.toSet())
+                    photos.filter { it.key !in stored }
                 }
                 _search.update { it.copy(total = photos.size, indexed = photos.size - todo.size) }
                 for ((done, photo) in todo.withIndex()) {

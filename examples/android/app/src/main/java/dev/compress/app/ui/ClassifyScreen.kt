@@ -10,7 +10,7 @@ import androidx.compose.foundation.layout.Column
 import androidx.compose.foundation.layout.Row
 import androidx.compose.foundation.layout.fillMaxWidth
 import androidx.compose.foundation.layout.padding
-import androidx.compose.foundation.layout.size
+import androidx.compose.foundation.layout.height
 import androidx.compose.foundation.rememberScrollState
 import androidx.compose.foundation.verticalScroll
 import androidx.compose.material3.Button
@@ -67,7 +67,7 @@ fun ClassifyScreen(viewModel: AppViewModel, text: UiText) {
         if (picture == null) {
             Text(text.noPicture, style = MaterialTheme.typography.bodyLarge)
         } else {
-            Thumbnail(picture, side = 512, modifier = Modifier.fillMaxWidth().size(280.dp))
+            Thumbnail(picture, side = 512, modifier = Modifier.fillMaxWidth().height(280.dp))
         }
         if (state.busy) LinearProgressIndicator(Modifier.fillMaxWidth())
         state.error?.let { Text(it, color = MaterialTheme.colorScheme.error) }
