@@ -4,6 +4,9 @@
     model = target.convert(image_wrapper, pixels, input_kind="image")   # fp16 ML Program
     target.save(target.compress(model, "int8"), "image_encoder.int8.mlpackage")
 
+The bundle drives it through the `compress.protocols.Target` protocol (`precisions`,
+`export_tower`, `load`): each tower is converted once and every variant compresses that conversion.
+
 Conversion is `torch.export.export(m, x).run_decompositions({})` then `coremltools.convert`
 (`convert_to="mlprogram"`, `minimum_deployment_target=iOS17`, fp16 compute). Compression modes
 work on the converted weights: "int8" is `linear_quantize_weights` (symmetric, per channel),

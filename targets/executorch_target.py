@@ -4,6 +4,9 @@
     result = target.export_program(module, example, "image_encoder.pte", quantize="static", calibration=pixels)
     result.delegation.fraction      # share of the graph's operators that XNNPACK runs
 
+The bundle drives it through the `compress.protocols.Target` protocol (`precisions`,
+`export_tower`, `load`), as it drives any registered target.
+
 The path is `torch.export.export` at the example's static shape, `to_edge_transform_and_lower`
 with `XnnpackPartitioner`, then `to_executorch()`. int8 goes through PT2E with
 `XNNPACKQuantizer` first (`compress.quant.quantize_for_xnnpack`). After lowering, the program is
