@@ -6,9 +6,9 @@ import json
 
 import pytest
 import yaml
+from tiny_models import save_tiny_altclip, save_tiny_mclip, save_tiny_open_clip
 
 from compress.cli import main
-from tiny_models import save_tiny_altclip, save_tiny_mclip, save_tiny_open_clip
 
 TINY_TEACHER = {"name": "demo", "steps": 4, "batch_size": 16, "width": 8, "text_width": 32,
                 "text_layers": 1, "text_heads": 2, "embed_dim": 32}
