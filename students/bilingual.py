@@ -35,6 +35,7 @@ from compress.files import save_tensors_atomically, write_json_atomically
 from compress.protocols import LANGUAGES
 from students.mobilevit import MobileViTImageTower
 from students.preprocessing import ImagePreprocessing
+from students.search_towers import BilingualTowers
 from students.text_encoder import TextEncoder
 from students.tokenizer import FILENAME as TOKENIZER_FILE
 from students.tokenizer import SentencePieceTokenizer, default_tokenizer
@@ -202,6 +203,8 @@ class BilingualStudent(nn.Module):
         state = {"family": FAMILY, "format_version": FORMAT_VERSION, "config": saved_config, **self.describe()}
         write_json_atomically(folder / CONFIG_FILE, state)
 
+    towers = BilingualTowers  # what `compress search` needs to build and check this family's towers
+
     @classmethod
     def from_config(cls, config: dict[str, Any] | None = None) -> BilingualStudent:
         """A new student of this family from a config dict (`{}` is the phone-sized default)."""
@@ -244,7 +247,8 @@ def _read_student_config(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("family") != FAMILY or not isinstance(state.get("config"), dict):
         raise CompressError(f"{path}: not a {FAMILY} student config (needs family={FAMILY!r} and a config object)")
     if state.get("format_version") != FORMAT_VERSION:
-        raise CompressError(f"{path}: format_version {state.get('format_version')!r} is not supported (expected {FORMAT_VERSION})")
+        version = state.get("format_version")
+        raise CompressError(f"{path}: format_version {version!r} is not supported (expected {FORMAT_VERSION})")
     return state["config"]
 
 

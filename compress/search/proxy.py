@@ -30,10 +30,9 @@ from compress.errors import CompressError
 from compress.files import file_sha256
 from compress.paths import cache_dir
 from compress.search.settings import ProxySettings
-from compress.search.space import Candidate
+from compress.search.space import STUDENT_FAMILY, Candidate
 from compress.search.store import JsonStore
 
-STUDENT_FAMILY = "bilingual"  # the registered family whose config the search spaces describe
 PROXY_SOURCE = "demo"  # the registered data source proxy runs train and are scored on
 PROXY_PROTOCOL = 1  # bump when the proxy's recipe changes, so cached results are not reused
 TARGET_BATCH = 64
@@ -142,11 +141,11 @@ class ProxyData:
     def tokenizer(self, vocab_size: int) -> Path:
         """A SentencePiece tokenizer trained on the subset's training captions, as the recipe trains one."""
         if vocab_size not in self._tokenizers:
-            from students.tokenizer import train_tokenizer
+            from compress.search.space import family_towers
 
             path = self.workdir / "tokenizers" / f"v{vocab_size}" / "tokenizer.model"
             captions = [caption for caption, _lang in self._train_source.captions()]
-            train_tokenizer(captions, path, vocab_size=vocab_size)
+            family_towers().train_tokenizer(captions, path, vocab_size)
             self._tokenizers[vocab_size] = path
         return self._tokenizers[vocab_size]
 

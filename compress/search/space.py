@@ -17,7 +17,6 @@ Options are the student family's tower options (`students.bilingual.DEFAULT_CONF
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import itertools
 import json
@@ -25,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from compress.errors import CompressError
@@ -41,14 +39,22 @@ ARCHITECTURE_KEYS = {
 }
 
 
+STUDENT_FAMILY = "bilingual"  # the registered student family whose towers the spaces describe
+
+
+def family_towers(name: str = STUDENT_FAMILY):
+    """The registered student family's tower support (`towers`: defaults, default_embed_dim, check, build)."""
+    from compress import registry
+
+    towers = getattr(registry.get("students", name), "towers", None)
+    if towers is None:
+        raise CompressError(f"student family {name!r} offers no tower search (its entry point has no 'towers')")
+    return towers
+
+
 def family_defaults(family: str) -> dict[str, Any]:
     """The student family's default tower options; text `vocab_size` defaults to the tokenizer's size."""
-    from students.bilingual import DEFAULT_CONFIG
-
-    defaults = copy.deepcopy(DEFAULT_CONFIG[family])
-    if family == "text":
-        defaults["vocab_size"] = DEFAULT_CONFIG["tokenizer_vocab_size"]
-    return defaults
+    return family_towers().defaults(family)
 
 
 def default_space_path(family: str) -> Path:
@@ -191,9 +197,7 @@ def parse_space(raw: Any, source: str = "<space>", family: str | None = None) ->
 
 
 def _default_embed_dim() -> int:
-    from students.bilingual import DEFAULT_CONFIG
-
-    return int(DEFAULT_CONFIG["embed_dim"])
+    return family_towers().default_embed_dim()
 
 
 def _options(entry: Any, known: dict[str, Any], where: str) -> dict[str, Any]:
@@ -209,24 +213,6 @@ def _check_candidate(family: str, resolved: dict[str, Any], embed_dim: int, sour
     """Refuse a candidate that cannot be built, before anything slow runs."""
     label = f"{source}: candidate {json.dumps(resolved, default=str)}"
     try:
-        if family == "image":
-            from students.mobilevit import MOBILEVIT_MODELS, check_resolution
-
-            if resolved["model"] not in MOBILEVIT_MODELS:
-                raise CompressError(f"unknown MobileViT model {resolved['model']!r}; choose one of {', '.join(MOBILEVIT_MODELS)}")
-            check_resolution(resolved["image_size"])
-            checkpoint = resolved.get("checkpoint")
-            if checkpoint is not None and not Path(checkpoint).expanduser().is_file():
-                raise CompressError(f"{checkpoint}: no such image checkpoint")
-        else:
-            from students.text_encoder import TextEncoder
-
-            integers = ("layers", "hidden", "heads", "ffn", "max_length", "vocab_size")
-            for key in integers:
-                if isinstance(resolved[key], bool) or not isinstance(resolved[key], int):
-                    raise CompressError(f"text {key} must be an integer, not {resolved[key]!r}")
-            options = {k: v for k, v in resolved.items() if k != "vocab_size"}
-            with torch.device("meta"):  # checks every option without allocating the weights
-                TextEncoder(resolved["vocab_size"], embed_dim, **options)
+        family_towers().check(family, resolved, embed_dim)
     except CompressError as exc:
         raise CompressError(f"{label}: {exc}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from compress.search.space import Candidate
+from compress.search.space import Candidate, family_towers
 
 TEXT_BOS, TEXT_EOS, TEXT_FIRST_PIECE = 2, 3, 4  # students.tokenizer's fixed ids (pad is 0)
 
@@ -15,16 +15,7 @@ def build_tower(candidate: Candidate, seed: int = 0) -> nn.Module:
     options = candidate.resolved
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if candidate.family == "image":
-            from students.mobilevit import MobileViTImageTower
-
-            tower = MobileViTImageTower(options["model"], options["image_size"], candidate.embed_dim,
-                                        checkpoint=options.get("checkpoint"))
-        else:
-            from students.text_encoder import TextEncoder
-
-            tower = TextEncoder(options["vocab_size"], candidate.embed_dim,
-                                **{k: v for k, v in options.items() if k != "vocab_size"})
+        tower = family_towers().build(candidate.family, options, candidate.embed_dim)
     return tower.eval()
 
 
