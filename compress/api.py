@@ -93,7 +93,9 @@ def load_student(folder: str | Path):
     family = saved_family(folder)
     _, load = student_family(family)
     if load is None:
-        raise CompressError(f"{folder}: student family {family!r} cannot load a saved folder (its entry point has no from_pretrained)")
+        raise CompressError(
+            f"{folder}: student family {family!r} cannot load a saved folder (its entry point has no from_pretrained)"
+        )
     return load(folder)
 
 

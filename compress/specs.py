@@ -50,7 +50,8 @@ def parse_text(text: str, what: str = "spec"):
     try:
         value = yaml.safe_load(stripped)
     except yaml.YAMLError as exc:
-        raise CompressError(f"{what} {stripped!r} is not a valid YAML or JSON mapping/list ({str(exc).splitlines()[0]})") from None
+        reason = str(exc).splitlines()[0]
+        raise CompressError(f"{what} {stripped!r} is not a valid YAML or JSON mapping/list ({reason})") from None
     if not isinstance(value, (dict, list)):
         raise CompressError(f"{what} {stripped!r} is not a mapping or a list")
     return value

@@ -1,7 +1,8 @@
 """A TinyBERT-style multilingual text tower in plain torch.
 
-Built only from nn.Embedding, nn.Linear, nn.LayerNorm, GELU and matmul-softmax attention so that `torch.export` at a static shape lowers cleanly to ExecuTorch XNNPACK and Core ML (Hugging
-Face's BertModel does not convert). The padding mask is arithmetic on `ids == pad_id`: no
+Built only from nn.Embedding, nn.Linear, nn.LayerNorm, GELU and matmul-softmax attention so that
+`torch.export` at a static shape lowers cleanly to ExecuTorch XNNPACK and Core ML (Hugging Face's
+BertModel does not convert). The padding mask is arithmetic on `ids == pad_id`: no
 data-dependent control flow anywhere in `forward`.
 """
 

@@ -7,7 +7,6 @@ import pickle
 import shutil
 import sys
 import tarfile
-import types
 from collections import Counter
 from pathlib import Path
 

@@ -17,10 +17,10 @@ import pytest
 import torch
 from PIL import Image
 
+from compress.api import load_model
 from compress.errors import CompressError
 from compress.eval import metrics as M
 from compress.eval.datasets import ClassificationSet, open_classification
-from compress.api import load_model
 from compress.eval.models import model_label, unique_labels
 from compress.eval.report import write_eval_report
 from compress.eval.retrieval import open_retrieval
@@ -232,7 +232,8 @@ def test_user_class_name_file_overrides_and_is_checked(elevater, tmp_path):
     [
         (lambda r: (r / "test" / "4").rename(r / "test" / "four"), "named by class id"),
         (lambda r: (r / "test" / "4").rename(r / "test" / "9"), "class id 9 but the label files name 7"),
-        (lambda r: (r / "label_cn.txt").write_text("红色\n", encoding="utf-8"), "label_cn.txt: 1 zh class names but .* has 7 classes"),
+        (lambda r: (r / "label_cn.txt").write_text("红色\n", encoding="utf-8"),
+         "label_cn.txt: 1 zh class names but .* has 7 classes"),
         (lambda r: (r / "label.txt").write_text("red\n\ngreen\n"), "line 2 is blank"),
     ],
 )
@@ -321,7 +322,7 @@ def make_manifest(tmp_path) -> Path:
     ]
     manifest = tmp_path / "pairs.jsonl"
     manifest.write_text(
-        "\n".join(json.dumps({"image": f"img/{k}.png", "caption": c, "lang": l}, ensure_ascii=False) for k, c, l in pairs)
+        "\n".join(json.dumps({"image": f"img/{k}.png", "caption": c, "lang": lang}, ensure_ascii=False) for k, c, lang in pairs)
         + "\n",
         encoding="utf-8",
     )
@@ -375,8 +376,8 @@ def test_models_compared_in_one_pass_and_report_written(elevater, tmp_path):
 
 
 def test_cli_eval_writes_json_and_charts(elevater, tmp_path, monkeypatch, capsys):
-    from compress import cli
     import compress.api
+    from compress import cli
 
     vectors = {pixel(i): ranking_scores(ranking) for i, (_, ranking) in enumerate(IMAGES)}
     vectors.update({RETRIEVAL_COLOURS[k]: v for k, v in RETRIEVAL_VECTORS.items()})
@@ -510,8 +511,8 @@ class HashEncoder:
 
 
 def test_cli_runs_demo_world_tasks_and_pairs(tmp_path, monkeypatch):
-    from compress import cli
     import compress.api
+    from compress import cli
     from compress.demo_world import get_task
 
     monkeypatch.setattr(compress.api, "load_model", lambda spec: HashEncoder())

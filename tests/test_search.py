@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
+from search_helpers import lowered_member, shared_root
 
 import compress
 from compress.cli import main
@@ -35,7 +36,6 @@ from compress.search import (
 )
 from compress.search.pareto import Pair, pair_quality
 from compress.search.store import JsonStore
-from search_helpers import lowered_member, shared_root
 from students.tokenizer import train_tokenizer
 from teachers.demo import load_demo_teacher
 

@@ -7,12 +7,12 @@ import pytest
 import timm
 import torch
 from safetensors.torch import save_file
+from search_helpers import default_members, lowered_member, shared_root
 
 from compress.errors import CompressError
 from compress.search import build_tower, default_space_path, example_input, export_program, load_space, parse_space, time_pte
 from students.bilingual import DEFAULT_CONFIG
 from students.mobilevit import MOBILEVIT_MODELS
-from search_helpers import default_members, lowered_member, shared_root
 
 MEMBERS = default_members()
 

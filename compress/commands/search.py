@@ -33,7 +33,8 @@ def add_parser(sub) -> None:
     p.add_argument("--write-lut-template", metavar="FILE",
                    help="write a latency-table template with every operator of the spaces' towers, then stop")
     p.add_argument("--lut-device", default="", help="device name written into the template")
-    p.add_argument("--teacher", default="demo", help="teacher spec for the proxy runs, e.g. '{image: a, text: b}' (default: demo)")
+    p.add_argument("--teacher", default="demo",
+                   help="teacher spec for the proxy runs, e.g. '{image: a, text: b}' (default: demo)")
     p.add_argument("--proxy-steps", type=int, default=proxy.steps, help=f"training steps per candidate (default {proxy.steps})")
     p.add_argument("--proxy-batch-size", type=int, default=proxy.batch_size)
     p.add_argument("--proxy-train-samples", type=int, default=proxy.train_samples, help="demo training samples")
@@ -76,7 +77,9 @@ def run(args) -> int:
     lut = LatencyTable.load(args.latency_lut) if args.latency_lut else None
     proxy = ProxySettings(steps=args.proxy_steps, batch_size=args.proxy_batch_size, train_samples=args.proxy_train_samples,
                           val_samples=args.proxy_val_samples, zero_shot_count=args.proxy_zero_shot_count)
-    run_search(budgets, image_space, text_space, lambda: compress.load_teacher(parse_text(args.teacher, "--teacher")), args.out, proxy=proxy, lut=lut, lut_unknown=args.lut_unknown,
+    teacher_spec = parse_text(args.teacher, "--teacher")
+    run_search(budgets, image_space, text_space, lambda: compress.load_teacher(teacher_spec), args.out, proxy=proxy,
+               lut=lut, lut_unknown=args.lut_unknown,
                rank_by=args.rank_by, pick_rule=args.pick, warmup=args.warmup, repeats=args.repeats,
                latency_cache=latency_cache, proxy_cache=ProxyCache(), refresh=args.refresh)
     return 0

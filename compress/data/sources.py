@@ -16,7 +16,6 @@ A class attribute `location_required = True` says a bare "mine" is a path, not t
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image

@@ -48,7 +48,9 @@ class DemoWorld:
     def caption(self, scene: Scene, lang: str, variant: int | None = None) -> str:
         return _captions.caption(scene, lang, variant)
 
-    def task_samples(self, task: str | ZeroShotTask, split: str = "test", count: int = 500) -> tuple[list[Image.Image], list[int]]:
+    def task_samples(
+        self, task: str | ZeroShotTask, split: str = "test", count: int = 500
+    ) -> tuple[list[Image.Image], list[int]]:
         """`count` rendered single-object images of `task` and their labels, classes balanced."""
         task = get_task(task) if isinstance(task, str) else task
         _check_count(count)
