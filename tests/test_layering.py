@@ -113,6 +113,18 @@ def test_only_the_edge_imports_the_demo_world():
     assert offenders == [], f"production modules reaching into compress.demo_world: {offenders}"
 
 
+def test_the_framework_reaches_first_party_plugins_only_through_the_registry():
+    """No compress module but a recipe imports a teacher, student family or target module."""
+    offenders = sorted(
+        (name, module)
+        for name, path in MODULES.items()
+        if name.startswith("compress") and not name.startswith("compress.recipes")
+        for module in imported_modules(name, path)
+        if module.split(".")[0] in ("students", "teachers", "targets")
+    )
+    assert offenders == []
+
+
 def test_the_folder_import_graph_has_no_cycle():
     graph = folder_graph()
     loops = cycles(graph)
