@@ -11,26 +11,27 @@ Modules: `export` (orchestration), `settings` (defaults), `plugins` (targets by 
 `manifest.schema.json` is its machine-readable form.
 """
 
-from compress.bundle.encoder import BundleEncoder
-from compress.bundle.export import ExportReport, export_bundle
-from compress.bundle.labels import LabelSet, available_label_sets, resolve_label_set
-from compress.bundle.layout import MANIFEST, SCHEMA_VERSION
-from compress.bundle.loader import Bundle, BundleError, load_bundle, manifest_schema, validate_manifest
-from compress.bundle.settings import ExportSettings
+from compress.lazy import lazy_exports
 
-__all__ = [
-    "MANIFEST",
-    "SCHEMA_VERSION",
-    "Bundle",
-    "BundleEncoder",
-    "BundleError",
-    "ExportReport",
-    "ExportSettings",
-    "LabelSet",
-    "available_label_sets",
-    "export_bundle",
-    "load_bundle",
-    "manifest_schema",
-    "resolve_label_set",
-    "validate_manifest",
-]
+# Imported on first use: the export and the encoder pull in torch and the ExecuTorch runtime, and the
+# command line reads its defaults from `compress.bundle.settings` without them.
+_EXPORTS = {
+    "MANIFEST": "layout",
+    "SCHEMA_VERSION": "layout",
+    "Bundle": "loader",
+    "BundleEncoder": "encoder",
+    "BundleError": "loader",
+    "ExportReport": "export",
+    "ExportSettings": "settings",
+    "LabelSet": "labels",
+    "available_label_sets": "labels",
+    "export_bundle": "export",
+    "load_bundle": "loader",
+    "manifest_schema": "loader",
+    "resolve_label_set": "labels",
+    "validate_manifest": "loader",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

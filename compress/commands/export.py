@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from compress.api import build_student
+from compress.api import STUDENT_CONFIG, build_student
 from compress.errors import CompressError
-
-STUDENT_CONFIG = "student.json"
-RUN_REPORT = "report.json"
 
 
 def add_parser(sub) -> None:
@@ -49,17 +46,19 @@ def add_parser(sub) -> None:
 
 def resolve_checkpoint(path: str | Path) -> tuple[Path, float | None]:
     """(student folder, learned logit scale or None) for a run folder or a student folder."""
+    from compress.distill.report import REPORT_FILE, STUDENT_DIR
+
     path = Path(path)
     if (path / STUDENT_CONFIG).is_file():
         student_dir, run_dir = path, path.parent
-    elif (path / "student" / STUDENT_CONFIG).is_file():
-        student_dir, run_dir = path / "student", path
+    elif (path / STUDENT_DIR / STUDENT_CONFIG).is_file():
+        student_dir, run_dir = path / STUDENT_DIR, path
     elif not path.exists():
         raise CompressError(f"{path}: no such run or student folder")
     else:
         raise CompressError(f"{path}: neither a student folder ({STUDENT_CONFIG}) nor a run folder (student/{STUDENT_CONFIG})")
     logit_scale = None
-    report = run_dir / RUN_REPORT
+    report = run_dir / REPORT_FILE
     if report.is_file():
         try:
             value = json.loads(report.read_text(encoding="utf-8")).get("logit_scale")
