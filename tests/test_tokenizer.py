@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import io
 import pickle
 
@@ -134,3 +135,23 @@ def test_bad_files_are_refused(tmp_path, tokenizer):
         tokenizer.encode(["red"], max_length=1)
     with pytest.raises(CompressError, match="list of texts"):
         tokenizer.encode("red", max_length=8)
+
+
+def test_the_default_tokenizer_trains_on_its_corpus_data_spec_once(tmp_path, monkeypatch):
+    """`default_tokenizer` opens its corpus through the data-source registry; here a manifest instead of the demo."""
+    from PIL import Image
+
+    from students.tokenizer import DEFAULT_CORPUS, default_tokenizer
+
+    assert DEFAULT_CORPUS == "demo:train"
+    monkeypatch.setenv("COMPRESS_CACHE_DIR", str(tmp_path / "cache"))
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "red.png")
+    lines = [{"image": "red.png", "caption": text, "lang": "zh" if any(ord(c) > 127 for c in text) else "en"}
+             for text in corpus()]
+    manifest = tmp_path / "captions.jsonl"
+    manifest.write_text("\n".join(json.dumps(line, ensure_ascii=False) for line in lines), encoding="utf-8")
+    first = default_tokenizer(vocab_size=400, corpus=f"manifest:{manifest}")
+    assert str(tmp_path / "cache" / "tokenizers") in first.source
+    assert first.decode(first.encode([RARE_CHINESE], 16)[0].tolist()) == RARE_CHINESE
+    again = default_tokenizer(vocab_size=400, corpus=str(manifest))  # the same corpus unprefixed: read from the cache
+    assert again.digest == first.digest and again.source == first.source
