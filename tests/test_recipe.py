@@ -126,6 +126,7 @@ def test_an_unknown_or_missing_key_anywhere_is_one_clear_error(tmp_path, capsys,
     config["export"] = {"targets": ["executorch"], "quantize": "none", "labels": ["demo-color"],
                         "calibration_count": 8, "parity_count": 4, "zero_shot_count": 16}
     edit(config)
+    message = message.replace("dc_clip config", f"dc_clip config ({tmp_path / 'config.yaml'})")
     assert message in run_failing_recipe(tmp_path, config, capsys)
     assert not (tmp_path / "runs" / "tiny" / "checkpoints").exists()  # refused before any training
 

@@ -17,7 +17,21 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 RECIPES = {"dc_clip": "compress.recipes.dc_clip"}
 
 
-def load_config(recipe: str, path: str | Path | None = None) -> dict[str, Any]:
+class RecipeConfig(dict):
+    """A recipe's settings, remembering the file they were read from (for errors that name it)."""
+
+    def __init__(self, settings: dict[str, Any], source: Path | None = None):
+        super().__init__(settings)
+        self.source = source
+
+
+def config_source(config: dict[str, Any], recipe: str) -> str:
+    """How errors name a config: "dc_clip config (path/to/file.yaml)", or "dc_clip config" for a plain dict."""
+    source = getattr(config, "source", None)
+    return f"{recipe} config ({source})" if source is not None else f"{recipe} config"
+
+
+def load_config(recipe: str, path: str | Path | None = None) -> RecipeConfig:
     """The recipe's default config, or a user's YAML file that replaces it."""
     if recipe not in RECIPES:
         raise CompressError(f"unknown recipe {recipe!r}; available: {', '.join(sorted(RECIPES))}")
@@ -30,7 +44,7 @@ def load_config(recipe: str, path: str | Path | None = None) -> dict[str, Any]:
         raise CompressError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(config, dict):
         raise CompressError(f"{path}: a recipe config is a mapping of settings")
-    return config
+    return RecipeConfig(config, source=path)
 
 
 def parse_inline(value: str):

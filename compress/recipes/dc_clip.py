@@ -28,6 +28,7 @@ from compress.eval.datasets import demo_task_set
 from compress.eval.report import write_eval_report
 from compress.eval.runner import evaluate_models
 from compress.files import write_json_atomically
+from compress.recipes import config_source
 from compress.recipes.schema import Section, check_keys, read_section
 from students.tokenizer import FILENAME as TOKENIZER_FILE
 from students.tokenizer import train_tokenizer
@@ -47,13 +48,14 @@ EXPORT = Section(required=("targets", "quantize", "labels", "calibration_count",
 
 
 def read_config(config: Any) -> dict[str, Any]:
-    """The recipe's config, checked strictly: an unknown or missing key is an error naming it."""
-    config = read_section(config, CONFIG, "dc_clip config")
-    config["tokenizer"] = read_section(config["tokenizer"], TOKENIZER, "dc_clip config: tokenizer")
-    config["eval"] = read_section(config["eval"], EVAL, "dc_clip config: eval")
-    config["distill"] = check_keys(config.get("distill") or {}, DistillConfig.keys(), "dc_clip config: distill")
+    """The recipe's config, checked strictly: an unknown or missing key is an error naming it (and the file)."""
+    where = config_source(config, "dc_clip")
+    config = read_section(config, CONFIG, where)
+    config["tokenizer"] = read_section(config["tokenizer"], TOKENIZER, f"{where}: tokenizer")
+    config["eval"] = read_section(config["eval"], EVAL, f"{where}: eval")
+    config["distill"] = check_keys(config.get("distill") or {}, DistillConfig.keys(), f"{where}: distill")
     if config.get("export"):
-        config["export"] = read_section(config["export"], EXPORT, "dc_clip config: export")
+        config["export"] = read_section(config["export"], EXPORT, f"{where}: export")
     return config
 
 
