@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-import json
 import io
+import json
 import pickle
 
 import pytest
