@@ -230,3 +230,10 @@ def test_eval_models_are_folders_by_prefix_or_path_and_teachers_otherwise(toy_pa
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(CompressError, match="not a file"):
         load_model(str(tmp_path / "file.txt"))
+
+
+def test_export_reads_its_data_specs_with_the_same_grammar():
+    from compress.commands.export import spread_data
+
+    samples = spread_data("{name: demo, location: val, size: 6, image_size: 16}", 3, "parity", "--parity-count")
+    assert [sample.key for sample in samples] == ["demo/val/0", "demo/val/2", "demo/val/4"]

@@ -72,10 +72,11 @@ def spread_data(spec, count: int, what: str, option: str) -> list:
     """`count` samples spread evenly over the dataset `spec`."""
     from compress.api import open_data
     from compress.data import spread_samples
+    from compress.specs import parse_text
 
     if count < 1:
         raise CompressError(f"{option} must be at least 1, got {count}")
-    return spread_samples(open_data(spec), count, f"{spec} ({what})")
+    return spread_samples(open_data(parse_text(spec, "data spec")), count, f"{spec} ({what})")
 
 
 def _split(value: str | None) -> list[str]:
