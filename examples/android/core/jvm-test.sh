@@ -78,7 +78,9 @@ build() {
 }
 
 classpath() {
-    echo "$(build):$LIBS:$KOTLIN_HOME/lib/kotlin-stdlib.jar"
+    local jar
+    jar=$(build) || exit $?
+    echo "$jar:$LIBS:$KOTLIN_HOME/lib/kotlin-stdlib.jar"
 }
 
 run_tests() {
