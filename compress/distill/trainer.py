@@ -231,22 +231,27 @@ class Distiller:
                         rate = rate_samples / max(time.perf_counter() - rate_start, 1e-9)
                         progress.update(task, completed=state.stage_step, epoch=state.epoch,
                                         loss=f"{loss:.4f}", rate=f"{rate:.1f}")
-                    # The position moves only once the batch is trained on, so a failed step is retried.
-                    state.position += batch.consumed
-                    state.note_skips(batch.skips, batch.left_out)
-                    epoch_end = state.position >= len(self.data)
-                    if epoch_end or self._stage_done(stage):  # a step budget can end a stage mid-epoch
-                        self._close_epoch(stage, needs)
-                        if epoch_end:
-                            state.epoch, state.position, state.epoch_left_out = state.epoch + 1, 0, 0
-                    stage_end = self._stage_done(stage)
-                    if stage_end:
-                        state.finish_stage()
-                    periodic = bool(batch.samples) and state.global_step % self.config.checkpoint_every == 0
-                    if stage_end or epoch_end or periodic:
-                        self._save_checkpoint()
-                    if stage_end or epoch_end:
-                        break
+                    if self._after_batch(stage, batch, needs):
+                        break  # the epoch or the stage ended: a new stream starts from the new position
+
+    def _after_batch(self, stage: str, batch, needs) -> bool:
+        """Move the data position past `batch`, close the epoch or stage it ends, checkpoint; True at an end."""
+        state = self.state
+        # The position moves only once the batch is trained on, so a failed step is retried.
+        state.position += batch.consumed
+        state.note_skips(batch.skips, batch.left_out)
+        epoch_end = state.position >= len(self.data)
+        if epoch_end or self._stage_done(stage):  # a step budget can end a stage mid-epoch
+            self._close_epoch(stage, needs)
+            if epoch_end:
+                state.epoch, state.position, state.epoch_left_out = state.epoch + 1, 0, 0
+        stage_end = self._stage_done(stage)
+        if stage_end:
+            state.finish_stage()
+        periodic = bool(batch.samples) and state.global_step % self.config.checkpoint_every == 0
+        if stage_end or epoch_end or periodic:
+            self._save_checkpoint()
+        return stage_end or epoch_end
 
     def _step(self, stage: str, samples, needs) -> tuple[float, dict[str, float], float]:
         """One optimizer step on one batch: loss, backward (scaled in fp16), clipping, step, schedule."""
