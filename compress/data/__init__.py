@@ -69,7 +69,9 @@ def open_dataset(spec: str | Path | dict[str, Any] | Sequence, on_bad: str | Non
         if not spec:
             raise CompressError("an empty list of data sources")
         return MixedDataset([open_dataset(part, on_bad=on_bad, **options) for part in spec])
-    parsed = data_spec(spec, source_names(), options, bare=bare_source_names())
+    names = source_names()
+    bare = bare_source_names() if isinstance(spec, str) and spec in names else []  # loads plugins only when needed
+    parsed = data_spec(spec, names, options, bare=bare)
     options = dict(parsed.options)
     if on_bad is None:
         on_bad = options.pop("on_bad", "skip")
