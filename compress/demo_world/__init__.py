@@ -10,6 +10,10 @@ Eight shapes, eight colours, two sizes and five positions; one or two objects pe
 graded backgrounds and light pixel noise. Splits draw from disjoint seed ranges, so test scenes
 are never training scenes. Zero-shot tasks (`shape`, `color`, `color_shape`) come with class names
 and prompt templates in both languages and balanced single-object test sets.
+
+The rest of compress reaches the demo world only as the registered `demo` data source
+(`compress.demo_world.source.DemoSource`): `open_data("demo:val")`, `--dataset demo:shape`, the
+`demo-shape` label set, the search proxy and the default tokenizer's corpus.
 """
 
 from compress.demo_world.captions import CAPTION_LANGUAGES, caption
