@@ -220,19 +220,26 @@ class UnigramTokenizer(
             }
             collect("normalizer")
             collect("pre_tokenizer")
+            var prepends = false
+            var replacesSpaces = false
             for (step in steps) {
                 val type = step.string("type")
                 val supported = when (type) {
-                    "Metaspace" -> step.string("replacement") == MARKER &&
-                        (step.stringOrNull("prepend_scheme") ?: "always").let { it == "always" || it == "first" }
-                    "Prepend" -> step.string("prepend") == MARKER
-                    "Replace" -> step.obj("pattern").stringOrNull("String") == " " && step.string("content") == MARKER
+                    "Metaspace" -> (step.string("replacement") == MARKER &&
+                        (step.stringOrNull("prepend_scheme") ?: "always").let { it == "always" || it == "first" })
+                        .also { if (it) { prepends = true; replacesSpaces = true } }
+                    "Prepend" -> (step.string("prepend") == MARKER).also { if (it) prepends = true }
+                    "Replace" -> (step.obj("pattern").stringOrNull("String") == " " && step.string("content") == MARKER)
+                        .also { if (it) replacesSpaces = true }
                     "Precompiled" -> step.stringOrNull("precompiled_charsmap").isNullOrEmpty()
                     else -> false
                 }
                 if (!supported) {
                     throw CompressError("$file: ${step.json.get("type")} step ${step.json} is not SentencePiece's identity rule; this tokenizer cannot follow it")
                 }
+            }
+            if (!prepends || !replacesSpaces) {
+                throw CompressError("$file: the normalizer does not " + (if (!prepends) "prepend $MARKER" else "turn spaces into $MARKER") + ", as SentencePiece's identity rule does")
             }
         }
     }

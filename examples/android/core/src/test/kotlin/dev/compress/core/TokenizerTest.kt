@@ -62,6 +62,16 @@ class TokenizerTest {
     }
 
     @Test
+    fun aTokenizerThatDoesNotPrependTheMarkerIsRefused() {
+        val copy = Files.createTempFile("tokenizer", ".json").toFile()
+        val json = com.google.gson.JsonParser.parseString(bundle.file(rule.tokenizerJson).readText()).asJsonObject
+        json.add("normalizer", com.google.gson.JsonNull.INSTANCE)
+        copy.writeText(json.toString())
+        val message = TestBundle.refusal { UnigramTokenizer.read(copy, rule) }
+        assertTrue(message, message.contains(copy.path) && message.contains("does not prepend"))
+    }
+
+    @Test
     fun aVocabularyOfAnotherSizeIsRefused() {
         val message = TestBundle.refusal { UnigramTokenizer.read(bundle.file(rule.tokenizerJson), rule.copy(vocabSize = rule.vocabSize + 1)) }
         assertTrue(message, message.contains("vocabulary of ${rule.vocabSize} pieces"))
