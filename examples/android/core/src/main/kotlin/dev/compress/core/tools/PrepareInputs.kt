@@ -23,7 +23,9 @@ import kotlin.system.exitProcess
  * A prepare request: `{"texts": [{"text": "...", "lang": "en"}], "pictures": [{"file": "a.png",
  * "orientation": 1}, {"argb": "b.argb", "width": 40, "height": 30, "orientation": 6}]}`; a raw
  * `argb` file holds 4 bytes per pixel, A R G B, row-major (what `Bitmap.getPixels` gives).
- * Paths are relative to the request file. `ids.i64` is `[texts, max_length]` little-endian
+ * Picture files are decoded with javax.imageio, which is exact for 8-bit RGB and RGBA PNG (grey
+ * PNGs go through a linear grey colour space there, and JPEG decoders differ): hand other
+ * pictures over as `argb` dumps. Paths are relative to the request file. `ids.i64` is `[texts, max_length]` little-endian
  * int64 and `pixels.f32` `[pictures, 3, S, S]` little-endian float32.
  *
  * A classify request: `{"embeddings": "e.f32", "label_sets": [{"set": "demo-shape", "lang": "en"}],
