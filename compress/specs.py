@@ -112,7 +112,7 @@ def teacher_spec(spec) -> TeacherSpec:
 
 
 def with_options(spec, **options):
-    """A single-plugin teacher spec with extra options (e.g. a device); a composed spec gets them on every part."""
+    """A teacher spec with extra options (e.g. a device) on its teacher, or on every part of a composed one."""
     parsed = teacher_spec(spec)
     if parsed.kind == IMAGE_TEXT:
         return {side: None if part is None else with_options(part, **options) for side, part in parsed.parts.items()}
