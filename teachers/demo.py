@@ -67,7 +67,8 @@ def demo_config(**overrides) -> dict[str, Any]:
     for key, value in config.items():
         kind = (int, float) if key in _FLOAT_KEYS else int
         if isinstance(value, bool) or not isinstance(value, kind):
-            raise CompressError(f"demo teacher option {key} must be {'a number' if key in _FLOAT_KEYS else 'an integer'}, not {value!r}")
+            expected = "a number" if key in _FLOAT_KEYS else "an integer"
+            raise CompressError(f"demo teacher option {key} must be {expected}, not {value!r}")
         if value < 0 or (value == 0 and key not in _MAY_BE_ZERO):
             raise CompressError(f"demo teacher option {key} must be positive, not {value!r}")
         if key in _FLOAT_KEYS:
@@ -75,7 +76,9 @@ def demo_config(**overrides) -> dict[str, Any]:
     if config["image_size"] % 16:
         raise CompressError(f"demo teacher image_size must be a multiple of 16 (four 2x poolings), not {config['image_size']}")
     if config["text_width"] % config["text_heads"]:
-        raise CompressError(f"demo teacher text_width {config['text_width']} is not divisible by text_heads {config['text_heads']}")
+        raise CompressError(
+            f"demo teacher text_width {config['text_width']} is not divisible by text_heads {config['text_heads']}"
+        )
     return config
 
 
@@ -151,7 +154,8 @@ def read_demo_teacher(folder: Path, device: str = "cpu") -> DemoTeacher:
     except (OSError, ValueError) as exc:
         raise CompressError(f"{config_path}: cannot read the demo teacher config ({exc})") from None
     if not isinstance(record, dict) or record.get("format") != TEACHER_FORMAT:
-        raise CompressError(f"{config_path}: not a demo teacher config (format {record.get('format') if isinstance(record, dict) else None!r})")
+        found = record.get("format") if isinstance(record, dict) else None
+        raise CompressError(f"{config_path}: not a demo teacher config (format {found!r})")
     if record.get("teacher_version") != TEACHER_VERSION or record.get("preprocess_version") != PREPROCESS_VERSION:
         raise CompressError(
             f"{config_path}: demo teacher version {record.get('teacher_version')}/preprocess {record.get('preprocess_version')}, "
@@ -161,7 +165,8 @@ def read_demo_teacher(folder: Path, device: str = "cpu") -> DemoTeacher:
         raise CompressError(f"{weights_path}: missing; the demo teacher folder is incomplete")
     sha = file_sha256(weights_path)
     if sha != record.get("weights_sha256"):
-        raise CompressError(f"{weights_path}: sha256 {sha[:12]}... does not match {CONFIG_FILE} ({str(record.get('weights_sha256'))[:12]}...)")
+        recorded = str(record.get("weights_sha256"))[:12]
+        raise CompressError(f"{weights_path}: sha256 {sha[:12]}... does not match {CONFIG_FILE} ({recorded}...)")
     try:
         config = demo_config(**record["config"])
         tokenizer = CharTokenizer(str(record["alphabet"]), config["context_length"])
@@ -225,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     except CompressError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
-    console.print(f"demo teacher {teacher.fingerprint}\n  folder {teacher.folder} ({'trained now' if teacher.trained_now else 'loaded'})")
+    how = "trained now" if teacher.trained_now else "loaded"
+    console.print(f"demo teacher {teacher.fingerprint}\n  folder {teacher.folder} ({how})")
     console.print(f"  training {json.dumps(teacher.training_summary)}")
     table = Table(title=f"zero-shot top-1 on the demo test split ({args.count} images per task)")
     table.add_column("task")
