@@ -77,6 +77,7 @@ class CoreMLTarget:
 
     name = "coreml"
     suffix = ".mlpackage"
+    _conversion = None  # (module, converted model) of the latest `export_tower`, reused by its other variants
 
     def convert(
         self,
@@ -186,9 +187,8 @@ class CoreMLTarget:
                  "output": job.output_spec()}]
 
     def _converted(self, job: TowerExport):
-        cached = getattr(self, "_conversion", None)
-        if cached is not None and cached[0] is job.module:
-            return cached[1]
+        if self._conversion is not None and self._conversion[0] is job.module:
+            return self._conversion[1]
         if job.tower == "image":
             converted = self.convert(job.module, job.example, input_kind="image", input_name="image")
         else:

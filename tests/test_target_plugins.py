@@ -91,6 +91,10 @@ def test_an_installed_target_is_found_by_name(site):
     assert {name: dist for name, dist, _ in registry.describe("targets")}["pt2"] == "pt2-target"
     target = load_target("pt2")
     assert target.precisions("int8") == ["fp32"]
+    from compress.bundle import export_bundle
+
+    with pytest.raises(CompressError, match=r"export target 'pt2': precisions failed: ValueError: pt2 writes fp32 only"):
+        export_bundle(object(), "unused", targets=("pt2",), precisions={"pt2": ("int8",)})
     with pytest.raises(CompressError, match="unknown target plugin 'onnx'; available: coreml, executorch, pt2"):
         load_target("onnx")
 

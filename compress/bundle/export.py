@@ -131,11 +131,25 @@ class _Plan:
     source: str | None
 
 
+@contextlib.contextmanager
+def _plugin_errors(target, call: str):
+    """A target's own exception as one CompressError naming the target and the call."""
+    try:
+        yield
+    except CompressError:
+        raise
+    except Exception as exc:
+        raise CompressError(f"export target {target.name!r}: {call} failed: {type(exc).__name__}: {exc}") from exc
+
+
 def _plan(student, settings: ExportSettings, calibration_samples, parity_samples, source) -> _Plan:
-    if not (student.has_image_tower and student.has_text_tower):
-        raise CompressError("a bundle needs a student with both an image tower and a text tower")
     targets = tuple(load_target(name) for name in settings.targets)
-    precisions = {t.name: list(t.precisions(settings.quantize, settings.precisions.get(t.name))) for t in targets}
+    precisions = {}
+    for target in targets:
+        with _plugin_errors(target, "precisions"):
+            precisions[target.name] = list(target.precisions(settings.quantize, settings.precisions.get(target.name)))
+    if not (getattr(student, "has_image_tower", False) and getattr(student, "has_text_tower", False)):
+        raise CompressError("a bundle needs a student with both an image tower and a text tower")
     sets = tuple(resolve_label_set(name) for name in settings.label_sets)
     calibration_images, calibration_texts = _images_and_texts(calibration_samples)
     for target in targets:
@@ -227,7 +241,8 @@ def _export_models(plan: _Plan, folder: Path, phase, image_model, text_model, pi
                     job = TowerExport(tower=tower, module=module, example=example, precision=precision, embed_dim=embed_dim,
                                       calibration=tuple(calibration[tower]) if needs else (),
                                       scheme=plan.settings.int8_schemes.get(tower))
-                    entries = target.export_tower(job, folder)
+                    with _plugin_errors(target, f"export_tower ({tower}, {precision})"):
+                        entries = target.export_tower(job, folder)
                     for entry in entries:
                         if entry.get("target") != target.name or not (folder / str(entry.get("file", ""))).exists():
                             raise CompressError(f"export target {target.name!r} returned a model entry for a file it did not "

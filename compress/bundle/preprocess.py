@@ -16,9 +16,15 @@ from PIL import Image
 from compress.errors import CompressError
 
 
+def _on_white(image: Image.Image) -> Image.Image:
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+    return image.convert("RGB")
+
+
 def resized_rgb(image: Image.Image, size: int, resize: str) -> Image.Image:
-    """The picture as RGB, `size` x `size`, by the manifest's resize rule."""
-    image = image.convert("RGB")
+    """The picture as RGB (transparency composited on white), `size` x `size`, by the manifest's resize rule."""
+    image = _on_white(image)
     if resize == "squash":
         return image.resize((size, size), Image.Resampling.BILINEAR)
     if resize != "shorter_side_center_crop":
