@@ -209,7 +209,8 @@ class ExecuTorchTarget:
         if requested:
             unknown = [p for p in requested if p not in BUNDLE_PRECISIONS]
             if unknown:
-                raise CompressError(f"unknown ExecuTorch precision(s) {', '.join(unknown)}; precisions: {', '.join(BUNDLE_PRECISIONS)}")
+                raise CompressError(f"unknown ExecuTorch precision(s) {', '.join(unknown)}; "
+                                    f"precisions: {', '.join(BUNDLE_PRECISIONS)}")
             return list(dict.fromkeys(requested))
         return ["fp32", "int8"] if quantize == "int8" else ["fp32"]
 

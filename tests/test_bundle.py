@@ -9,9 +9,11 @@ import sys
 import numpy as np
 import pytest
 import torch
+from export_fixtures import LABEL_SETS, LOGIT_SCALE, shared_bundle, with_small_image_tower
 from PIL import Image
 
 from compress import cli
+from compress.api import load_model as resolve_model
 from compress.bundle import (
     BundleEncoder,
     BundleError,
@@ -28,10 +30,8 @@ from compress.commands.export import resolve_checkpoint
 from compress.commands.predict import predict
 from compress.demo_world import open_demo, task_samples
 from compress.errors import CompressError
-from compress.api import load_model as resolve_model
 from compress.eval.zeroshot import class_embeddings, zero_shot_logits
 from students.bilingual import BilingualStudent
-from export_fixtures import LABEL_SETS, LOGIT_SCALE, shared_bundle, with_small_image_tower
 
 
 @pytest.fixture(scope="module")

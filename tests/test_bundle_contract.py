@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sentencepiece as spm
+from export_fixtures import LABEL_SETS, LOGIT_SCALE, demo_captions, shared_bundle, train_tiny_tokenizer
 from PIL import Image
 from tokenizers import Tokenizer
 
@@ -18,7 +19,6 @@ from compress.bundle.manifest import embedding_space
 from compress.bundle.preprocess import image_input
 from compress.bundle.tokenizer_json import tokenizer_json, write_tokenizer_json
 from compress.errors import CompressError
-from export_fixtures import LABEL_SETS, LOGIT_SCALE, demo_captions, shared_bundle, train_tiny_tokenizer
 
 ADVERSARIAL = [
     "", " ", "  ", "   ", "\t", "\n", "a  b", "  leading", "trailing  ", " both ", "tab\there", "new\nline\r\n",

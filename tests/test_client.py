@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from export_fixtures import shared_bundle
 from PIL import Image
 
 from compress.commands.predict import predict
 from compress.demo_world import task_samples
 from students.bilingual import BilingualStudent
-from export_fixtures import shared_bundle
 
 CLIENT = Path(__file__).resolve().parents[1] / "examples" / "python" / "bundle_client.py"
 

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from export_fixtures import SmallConvTower
 
 from compress import registry
 from compress.bundle.modules import ImageEncoderForExport, TextEncoderForExport
@@ -16,7 +17,6 @@ from compress.quant import embedding_cosine
 from students.text_encoder import TextEncoder
 from targets.coreml_target import COMPRESSED_WEIGHT_OPS, CoreMLTarget, inspect_mlpackage
 from targets.executorch_target import DelegationSummary, ExecuTorchTarget, PteModule
-from export_fixtures import SmallConvTower
 
 MEAN, STD = (0.48, 0.46, 0.41), (0.27, 0.26, 0.28)
 

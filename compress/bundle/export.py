@@ -230,13 +230,14 @@ def _check_tokenizer_json(folder: Path, tokenizer: BundleTokenizer, texts: Seque
             raise CompressError(f"{folder / TOKENIZER_JSON}: encodes {text!r} unlike {TOKENIZER_MODEL}")
 
 
-def _export_models(plan: _Plan, folder: Path, phase, image_model, text_model, pixels, ids, calibration) -> list[dict]:
+def _export_models(plan: _Plan, folder: Path, phase, towers: dict[str, tuple], embed_dim: int,
+                   calibration: dict[str, list[torch.Tensor]]) -> list[dict]:
+    """Every target's every precision of both towers (`towers`: tower -> (module, example)); their manifest entries."""
     models = []
-    embed_dim = calibration["embed_dim"]
     for target in plan.targets:
         for precision in plan.precisions[target.name]:
             with phase(f"{target.name} {precision}"):
-                for tower, module, example in (("image", image_model, pixels), ("text", text_model, ids)):
+                for tower, (module, example) in towers.items():
                     needs = getattr(target, "needs_calibration", lambda p: False)(precision)
                     job = TowerExport(tower=tower, module=module, example=example, precision=precision, embed_dim=embed_dim,
                                       calibration=tuple(calibration[tower]) if needs else (),
@@ -244,7 +245,7 @@ def _export_models(plan: _Plan, folder: Path, phase, image_model, text_model, pi
                     with _plugin_errors(target, f"export_tower ({tower}, {precision})"):
                         entries = target.export_tower(job, folder)
                     for entry in entries:
-                        if entry.get("target") != target.name or not (folder / str(entry.get("file", ""))).exists():
+                        if entry.get("target") != target.name or not entry.get("file") or not (folder / entry["file"]).exists():
                             raise CompressError(f"export target {target.name!r} returned a model entry for a file it did not "
                                                 f"write: {entry!r}")
                     models.extend(entries)
@@ -264,14 +265,14 @@ def _write(student, folder: Path, plan: _Plan, console: Console) -> ExportReport
     text_model = TextEncoderForExport(student.text_tower).eval()
     inputs = {"image": [torch.from_numpy(image_input(im, manifest_image)) for im in plan.parity_images],
               "text": [torch.from_numpy(tokenizer(t)) for t in plan.parity_texts]}
-    calibration = {"embed_dim": embed_dim,
-                   "image": [torch.from_numpy(image_input(im, manifest_image)) for im in plan.calibration_images],
+    calibration = {"image": [torch.from_numpy(image_input(im, manifest_image)) for im in plan.calibration_images],
                    "text": [torch.from_numpy(tokenizer(t)) for t in plan.calibration_texts]}
     eager = {"image": torch.cat([image_model(x) for x in inputs["image"]]), "text": torch.cat([text_model(x) for x in inputs["text"]])}
     steps = sum(len(p) for p in plan.precisions.values()) + len(plan.label_sets) + 2
     with _progress(console) as progress:
         phase = _Phases(progress, progress.add_task("exporting bundle", total=steps))
-        models = _export_models(plan, folder, phase, image_model, text_model, inputs["image"][0], inputs["text"][0], calibration)
+        towers = {"image": (image_model, inputs["image"][0]), "text": (text_model, inputs["text"][0])}
+        models = _export_models(plan, folder, phase, towers, embed_dim, calibration)
         runners = Runners(folder, models, plan.targets)
         label_entries, label_files = [], {}
         for label_set in plan.label_sets:

@@ -81,7 +81,7 @@ def zero_shot(runners: Runners, sets: Sequence[LabelSet], label_files: dict[str,
                 continue
             embeddings = {p: run_rows(runners.get(target, "image", p), inputs) for p in precisions}
             base = runners.first_precision[(target, "image")]
-            for key, labels_file in label_files.items():
+            for labels_file in label_files.values():
                 if labels_file["set"] != label_set.name:
                     continue
                 classes = torch.tensor(labels_file["embeddings"])

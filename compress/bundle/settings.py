@@ -71,7 +71,8 @@ class ExportSettings:
             raise CompressError(f"zero_shot_count must be at least 0, got {self.zero_shot_count}")
         stray = sorted(set(self.precisions) - set(self.targets))
         if stray:
-            raise CompressError(f"precisions given for target(s) {', '.join(stray)} that are not exported ({', '.join(self.targets)})")
+            raise CompressError(f"precisions given for target(s) {', '.join(stray)} that are not exported "
+                                f"({', '.join(self.targets)})")
 
     @property
     def scale(self) -> float:
