@@ -276,6 +276,26 @@ def test_invalid_manifest_is_refused(copy_of, edit, message):
         load_bundle(copy_of)
 
 
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda g: g["images"][0].update(pixels="../elsewhere.f32"), r"golden\.json: images\[0\]\.pixels '\.\./elsewhere\.f32' climbs out"),
+        (lambda g: g["images"][1].update(file="/tmp/x.png"), r"golden\.json: images\[1\]\.file '/tmp/x\.png' is absolute"),
+        (lambda g: g["images"][1].update(file="golden/other.png"), r"images\[1\]\.file golden/other\.png is not in the file list"),
+        (lambda g: g.update(version=1), r"golden\.json: not a compress-golden file of version 2"),
+    ],
+)
+def test_golden_paths_and_version_are_checked(copy_of, edit, message):
+    path = copy_of / "golden.json"
+    golden = json.loads(path.read_text(encoding="utf-8"))
+    edit(golden)
+    path.write_text(json.dumps(golden), encoding="utf-8")
+    with pytest.raises(BundleError, match=r"golden\.json: altered"):
+        load_bundle(copy_of)
+    with pytest.raises(BundleError, match=message):
+        load_bundle(copy_of, verify=False)  # the paths are checked even when the digests are not
+
+
 def test_unreadable_or_absent_manifest_is_refused(copy_of, tmp_path):
     (copy_of / "manifest.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(BundleError, match="manifest.json: not valid JSON"):

@@ -231,3 +231,11 @@ def test_client_runs_inputs_prepared_elsewhere(exported, client_module, pictures
     assert np.allclose(images[0], client.image_embedding(client_module.load_picture(pictures[0])), atol=1e-6)
     top = client.top_k(images[0], "demo-shape", "en", 3)
     assert top == client.classify(client_module.load_picture(pictures[0]), "demo-shape", "en", 3)
+
+
+def test_golden_paths_are_checked_by_the_client(exported, client_module, tmp_path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(exported[0], copy)
+    _edit_golden(copy, lambda g: g["images"][0].update(pixels="../../pixels.f32"))
+    with pytest.raises(client_module.BundleClientError, match=r"images\[0\]\.pixels '\.\./\.\./pixels\.f32' climbs out"):
+        client_module.BundleClient(copy, verify=False).check_golden()
