@@ -121,6 +121,19 @@ def test_compress_export_uses_the_plugin_end_to_end(site, tmp_path, tmp_path_fac
     assert "pt2 fp32" in report["seconds"]
     assert {(z["target"], z["lang"]) for z in report["zero_shot"]} == {(t, lang) for t in ("executorch", "pt2") for lang in ("en", "zh")}
     assert "pt2 image fp32" in result.stdout
-    broken = subprocess.run(command[:-8] + ["--out", str(tmp_path / "b2"), "--targets", "pt2,tflite"], capture_output=True,
-                            text=True, timeout=300, env=env, cwd=tmp_path)
+    unknown = [*command[:command.index("--out")], "--out", str(tmp_path / "b2"), "--targets", "pt2,tflite"]
+    broken = subprocess.run(unknown, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert broken.returncode == 2 and "unknown target plugin 'tflite'; available: coreml, executorch, pt2" in broken.stderr
+
+
+def test_no_library_module_imports_a_first_party_target():
+    """compress (export, bundle, search) reaches targets only through the registry."""
+    import ast
+
+    offenders = []
+    for path in sorted((REPO / "compress").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            offenders += [f"{path.relative_to(REPO)}: {name}" for name in names if name.split(".")[0] == "targets"]
+    assert offenders == []
