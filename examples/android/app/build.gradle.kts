@@ -1,3 +1,5 @@
+import javax.inject.Inject
+
 plugins {
     alias(libs.plugins.android.application)
     alias(libs.plugins.kotlin.android)
@@ -7,17 +9,42 @@ plugins {
 // The bundle to ship inside the APK: -PcompressBundle=/path/to/bundle (a relative path is taken from
 // examples/android), by default the demo recipe's. Without one the app asks for a bundle pushed with adb.
 val bundleFolder: File = rootDir.resolve(providers.gradleProperty("compressBundle").getOrElse("../../runs/dc_clip/bundle"))
-val bundleAssets = layout.buildDirectory.dir("generated/compressBundle")
 
-val copyCompressBundle by tasks.registering(Sync::class) {
-    description = "Copies the compress bundle into the app's assets (assets/bundle/)."
-    // every file, the iOS app's Core ML packages too: manifest.json lists them and verification wants them all
-    from(bundleFolder)
-    into(bundleAssets.map { it.dir("bundle") })
-    doFirst {
-        if (!bundleFolder.resolve("manifest.json").isFile) {
-            logger.warn("compress: no bundle at $bundleFolder; the APK will carry none (push one with adb, see README.md)")
+/** Copies the compress bundle into the variant's generated assets, as `assets/bundle/`. */
+abstract class CopyCompressBundle : DefaultTask() {
+    @get:InputFiles
+    @get:PathSensitive(PathSensitivity.RELATIVE)
+    abstract val bundle: DirectoryProperty
+
+    @get:OutputDirectory
+    abstract val outputDirectory: DirectoryProperty
+
+    @get:Inject
+    abstract val fileSystem: FileSystemOperations
+
+    @TaskAction
+    fun copy() {
+        val source = bundle.get().asFile
+        val target = outputDirectory.get().dir("bundle").asFile
+        if (!source.resolve("manifest.json").isFile) {
+            logger.warn("compress: no bundle at $source; the APK will carry none (push one with adb, see README.md)")
+            fileSystem.delete { delete(target) }
+            return
         }
+        // every file, the iOS app's Core ML packages too: manifest.json lists them and verification wants them all
+        fileSystem.sync {
+            from(source)
+            into(target)
+        }
+    }
+}
+
+androidComponents {
+    onVariants { variant ->
+        val copy = tasks.register<CopyCompressBundle>("copy${variant.name.replaceFirstChar { it.uppercase() }}CompressBundle") {
+            bundle.set(bundleFolder)
+        }
+        variant.sources.assets?.addGeneratedSourceDirectory(copy, CopyCompressBundle::outputDirectory)
     }
 }
 
@@ -58,10 +85,6 @@ android {
         compose = true
     }
 
-    sourceSets {
-        getByName("main").assets.srcDir(bundleAssets)
-    }
-
     androidResources {
         // models are copied out of the APK at first launch; storing them uncompressed makes that a plain copy
         noCompress += listOf("pte", "json", "f32", "bin")
@@ -74,10 +97,6 @@ android {
             useLegacyPackaging = false
         }
     }
-}
-
-tasks.named("preBuild") {
-    dependsOn(copyCompressBundle)
 }
 
 val executorchVersion = providers.gradleProperty("executorchVersion")

@@ -13,7 +13,7 @@ import java.io.IOException
  * 1. `<external files dir>/bundle`, pushed with
  *    `adb push bundle /sdcard/Android/data/dev.compress.app/files/`;
  * 2. `<files dir>/bundle`, copied there from the APK's `assets/bundle` (the Gradle task
- *    `copyCompressBundle` puts it there) whenever the APK's manifest.json differs from the copy's.
+ *    `copy<Variant>CompressBundle` puts it there) whenever the APK's manifest.json differs from the copy's.
  * Whichever is used is verified (sha256 of every file, paths, schema version) before use.
  */
 class BundleStore(private val context: Context) {
