@@ -32,9 +32,10 @@ class UnigramTokenizer(
     val vocabSize = pieces.size
 
     init {
-        // SentencePiece takes the lowest and highest score over normal pieces only
+        // SentencePiece takes the lowest and highest score over normal pieces only; the highest
+        // starts at FLT_MIN (the smallest positive float), as in its C++, so it is never below that
         var minScore = Float.MAX_VALUE
-        var highest = -Float.MAX_VALUE
+        var highest = java.lang.Float.MIN_NORMAL
         pieces.forEachIndexed { id, (piece, score) ->
             val byte = BYTE_PIECE.matchEntire(piece)
             when {
@@ -71,8 +72,10 @@ class UnigramTokenizer(
             val charLength = minOf(utf8Length(normalized[start]), size - start)
             var hasSingle = false
             trie.forEachPrefix(normalized, start) { end, id ->
-                // a user-defined piece always wins: SentencePiece scores it length x max score - 0.1, in double
-                val candidate = if (userDefined[id]) ((end - start) * maxScore).toDouble() - 0.1 + scoreHere else (scores[id] + scoreHere).toDouble()
+                // a user-defined piece always wins: SentencePiece scores it length x max score - 0.1;
+                // its C++ adds every piece score to the path score in double and stores the sum as float
+                val score = if (userDefined[id]) ((end - start) * maxScore).toDouble() - 0.1 else scores[id].toDouble()
+                val candidate = score + scoreHere
                 if (startsAt[end] == -1 || candidate > bestScore[end]) {
                     bestScore[end] = candidate.toFloat()
                     startsAt[end] = start
