@@ -2,47 +2,21 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import yaml
+from recipe_helpers import (  # noqa: F401 (isolated_cache: a fixture)
+    TINY_TEACHER,
+    Crash,
+    count_training_steps,
+    crash_once,
+    isolated_cache,
+    run_recipe,
+    stage_records,
+    tiny_config,
+)
 from tiny_models import save_tiny_altclip, save_tiny_mclip, save_tiny_open_clip
 
 from compress.cli import main
-
-TINY_TEACHER = {"name": "demo", "steps": 4, "batch_size": 16, "width": 8, "text_width": 32,
-                "text_layers": 1, "text_heads": 2, "embed_dim": 32}
-
-
-def tiny_config(tmp_path, teacher) -> dict:
-    return {
-        "name": "tiny",
-        "runs_dir": str(tmp_path / "runs"),
-        "teacher": teacher,
-        "data": {"name": "demo", "location": "train", "size": 32},
-        "val_data": {"name": "demo", "location": "val", "size": 8},
-        "tokenizer": {"vocab_size": 1000, "model_type": "unigram"},
-        "student": {"family": "bilingual", "embed_dim": 24,
-                    "text": {"layers": 1, "hidden": 32, "heads": 2, "ffn": 64, "max_length": 16}},
-        "distill": {"stage1_loss": "smooth_l1", "stage2_losses": {"infonce": 1.0, "feature": 1.0},
-                    "lr": {"distill": 2e-3, "align": 5e-4}, "batch_size": 8,
-                    "steps": {"distill": 3, "align": 2}, "checkpoint_every": 2},
-        "eval": {"languages": ["en", "zh"], "demo_tasks": ["color"], "demo_count": 16, "datasets": []},
-    }
-
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("COMPRESS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-def run_recipe(tmp_path, config, *extra) -> dict:
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-    assert main(["recipe", "dc_clip", "--config", str(path), *extra]) == 0
-    run_dir = tmp_path / "runs" / config["name"]
-    return json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
 
 
 def check_report(report: dict, run_dir) -> None:
@@ -84,13 +58,24 @@ def test_dc_clip_with_open_clip_image_and_mclip_text_teachers(tmp_path):
     check_report(report, tmp_path / "runs" / "tiny")
 
 
-def test_dc_clip_ends_with_a_bundle_for_both_targets_and_its_parity_table(tmp_path, capsys):
+def test_dc_clip_ends_with_a_bundle_for_both_targets_and_its_parity_table(tmp_path, capsys, monkeypatch):
     from compress.bundle import load_bundle
 
+    training_steps = count_training_steps(monkeypatch)
     config = tiny_config(tmp_path, TINY_TEACHER)
     config["export"] = {"targets": ["executorch", "coreml"], "quantize": "int8", "labels": ["demo-color"],
                         "calibration_count": 8, "parity_count": 4, "zero_shot_count": 16}
-    report = run_recipe(tmp_path, config)
+    # Killed as the export starts; --resume then exports without training or evaluating again.
+    crash_once(monkeypatch, "export_run_bundle")
+    with pytest.raises(Crash):
+        run_recipe(tmp_path, config)
+    report = run_recipe(tmp_path, config, "--resume")
+    assert len(training_steps) == 5
+    assert {s: r["runs"] for s, r in stage_records(tmp_path / "runs" / "tiny").items()} == {
+        "tokenizer": 1, "distill": 1, "align": 1, "eval": 1, "export": 2, "bundle_eval": 1}
+    # The bundle's int8 ExecuTorch models evaluated as an app runs them.
+    assert 0.0 <= report["bundle_zero_shot_top1"]["demo-color"]["zh"] <= 1.0
+    assert (tmp_path / "runs" / "tiny" / "eval_bundle" / "eval.json").is_file()
     bundle = load_bundle(tmp_path / "runs" / "tiny" / "bundle")  # verifies every file's sha256
     assert {(m["target"], m["precision"]) for m in bundle.models()} == {
         ("executorch", "fp32"), ("executorch", "int8"), ("coreml", "fp16"), ("coreml", "int8-weights")}
@@ -115,7 +100,7 @@ def run_failing_recipe(tmp_path, config, capsys) -> str:
     (lambda c: c["export"].update(quantise="int8"),
      "dc_clip config: export: unknown key(s) quantise; valid keys: calibration_count, labels, parity_count, quantize"),
     (lambda c: c["eval"].update(demo_cout=3), "dc_clip config: eval: unknown key(s) demo_cout; valid keys: datasets"),
-    (lambda c: c.update(tokeniser={}), "dc_clip config: unknown key(s) tokeniser; valid keys: data, distill"),
+    (lambda c: c.update(tokeniser={}), "dc_clip config: unknown key(s) tokeniser; valid keys: cache, data, distill"),
     (lambda c: c["distill"].update(learning_rate=1.0), "dc_clip config: distill: unknown key(s) learning_rate; "
                                                        "valid keys: batch_size"),
     (lambda c: c["tokenizer"].pop("vocab_size"), "dc_clip config: tokenizer: missing key(s) vocab_size"),

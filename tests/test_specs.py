@@ -151,7 +151,7 @@ def test_recipe_cache_build_and_eval_accept_the_same_composed_teacher(toy_parts,
     expected = compress.load_teacher(parse_text(COMPOSED)).fingerprint
 
     captured = {}
-    monkeypatch.setattr(recipe_command, "run_recipe", lambda name, config, resume=False: captured.update(config))
+    monkeypatch.setattr(recipe_command, "run_recipe", lambda name, config, **options: captured.update(config))
     assert main(["recipe", "dc_clip", "--teacher", COMPOSED, "--data", "{name: demo, size: 8}"]) == 0
     assert captured["data"] == {"name": "demo", "size": 8}
     assert compress.load_teacher(captured["teacher"]).fingerprint == expected

@@ -15,7 +15,12 @@ def add_parser(sub) -> None:
                    "(shards:PATTERN) or a mapping such as '{name: demo, size: 2000}'")
     p.add_argument("--name", help="run name; the run folder is runs/<name>")
     p.add_argument("--runs-dir", help="folder holding run folders (default: runs)")
-    p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run: skip its finished stages, continue an interrupted one from its checkpoint")
+    p.add_argument("--stages", metavar="NAMES",
+                   help="run only these stages, comma-separated (e.g. distill,align,eval,export), reusing what "
+                        "earlier stages left in the run folder; stages: tokenizer, cache, distill, align, eval, "
+                        "export, bundle_eval")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config setting, e.g. --set distill.batch_size=32 (repeatable)")
     p.set_defaults(run=run)
@@ -30,5 +35,5 @@ def run(args) -> int:
         if value is not None:
             config[key] = parse_text(value, f"--{key}") if key in ("teacher", "data") else value
     apply_overrides(config, args.overrides)
-    run_recipe(args.recipe, config, resume=args.resume)
+    run_recipe(args.recipe, config, resume=args.resume, stages=args.stages)
     return 0

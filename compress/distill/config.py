@@ -82,6 +82,9 @@ class DistillConfig:
     device: str = "auto"
     precision: str = "auto"
     num_workers: int = 0
+    # Stage 2 trains the student under int8 fake quantization (compress.quant.prepare_qat) and
+    # converts it at the end, so the int8 models exported from it lose less than post-training int8.
+    qat: bool = False
 
     def __post_init__(self):
         self.device = str(self.device)
@@ -111,6 +114,8 @@ class DistillConfig:
                                  ("num_workers", self.num_workers, 0)):
             if not isinstance(value, int) or value < low:
                 raise CompressError(f"{name} must be an integer >= {low}, got {value!r}")
+        if not isinstance(self.qat, bool):
+            raise CompressError(f"qat must be true or false, got {self.qat!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise CompressError(f"grad_clip must be > 0 or None, got {self.grad_clip!r}")
         if self.weight_decay < 0:

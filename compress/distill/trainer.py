@@ -110,6 +110,7 @@ class Distiller:
         self._optimizer_stage: str | None = None
         self._pending: ckpt.LoadedCheckpoint | None = None  # optimizer state waiting for its stage to start
         self.val_decode_skips: list[tuple[str, str, str]] = []
+        self.qat_layers = 0  # linear layers fake-quantized during alignment (config.qat)
 
     # ------------------------------------------------------------------ public
 
@@ -117,19 +118,22 @@ class Distiller:
     def checkpoint_dir(self) -> Path:
         return self.run_dir / CHECKPOINT_DIR
 
-    def fit(self, stage: str = "both", resume: bool = False) -> dict[str, Any]:
+    def fit(self, stage: str = "both", resume: bool = False, checkpoint: str | Path | None = None) -> dict[str, Any]:
         """Train `stage` ("distill", "align" or "both"); returns the report also written to report.json.
 
-        `resume=True` continues from the newest checkpoint in the run folder: weights, optimizer,
-        schedule, random states and data position are restored, so the run ends exactly where an
+        `resume=True` continues from the newest checkpoint in the run folder (or from `checkpoint`,
+        a checkpoint folder, e.g. one kept from the end of stage 1): weights, optimizer, schedule,
+        random states and data position are restored, so the run ends exactly where an
         uninterrupted one would. A fresh fit in a folder holding old checkpoints removes them.
         Stages this run has already completed are not repeated.
         """
         if stage not in STAGE_PLANS:
             raise CompressError(f"unknown stage {stage!r}; stages: {', '.join(STAGE_PLANS)}")
+        if checkpoint is not None and not resume:
+            raise CompressError("Distiller.fit: checkpoint= is where a resumed fit starts; pass resume=True with it")
         plan = STAGE_PLANS[stage]
         if resume:
-            self._restore(plan)
+            self._restore(plan, Path(checkpoint) if checkpoint is not None else None)
         elif self.state is None:
             self._start_fresh()
         started = time.perf_counter()
@@ -151,8 +155,8 @@ class Distiller:
         random.seed(seed)
         self.state = TrainState()
 
-    def _restore(self, plan: tuple[str, ...]) -> None:
-        path = ckpt.latest_checkpoint(self.checkpoint_dir)
+    def _restore(self, plan: tuple[str, ...], path: Path | None = None) -> None:
+        path = path if path is not None else ckpt.latest_checkpoint(self.checkpoint_dir)
         if path is None:
             raise CompressError(f"{self.checkpoint_dir}: no checkpoint to resume from")
         loaded = ckpt.load_checkpoint(path, self.trainable)
@@ -213,6 +217,9 @@ class Distiller:
             self._optimizer_stage = stage
         batch_size = self.config.batch_size_for(stage)
         seed = self.config.seed + STAGE_SEED_OFFSETS[stage]
+        quantization_aware = stage == "align" and self.config.qat
+        if quantization_aware:
+            self._prepare_qat()
         self.trainable.train()
 
         with progress_bar(self.console, self.show_progress) as progress:
@@ -233,6 +240,22 @@ class Distiller:
                                         loss=f"{loss:.4f}", rate=f"{rate:.1f}")
                     if self._after_batch(stage, batch, needs):
                         break  # the epoch or the stage ended: a new stream starts from the new position
+        if quantization_aware:
+            # The last checkpoint holds the same weights (fake quantizers add no state), so a resumed
+            # run that finds the stage done gets the same converted student.
+            from compress.quant import convert_qat
+
+            convert_qat(self.student)
+
+    def _prepare_qat(self) -> None:
+        """Fake-quantize the student's linear layers for alignment (kept when an interrupted fit is called again)."""
+        from compress.quant import fake_quantized_modules, prepare_qat
+
+        if fake_quantized_modules(self.student):
+            return
+        towers = tuple(f"{tower}_tower" for tower, present in student_towers(self.student).items() if present)
+        prepare_qat(self.student, towers)
+        self.qat_layers = len(fake_quantized_modules(self.student))
 
     def _after_batch(self, stage: str, batch, needs) -> bool:
         """Move the data position past `batch`, close the epoch or stage it ends, checkpoint; True at an end."""

@@ -74,6 +74,7 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
     return config
 
 
-def run_recipe(recipe: str, config: dict[str, Any], resume: bool = False) -> dict[str, Any]:
+def run_recipe(recipe: str, config: dict[str, Any], resume: bool = False, stages: str | None = None) -> dict[str, Any]:
+    """Run `recipe`: every stage, or the comma-separated `stages` (e.g. "eval,export"); `resume` skips finished stages."""
     module = importlib.import_module(RECIPES[recipe])
-    return module.run(config, resume=resume)
+    return module.run(config, resume=resume, stages=stages)
