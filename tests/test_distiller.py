@@ -163,10 +163,31 @@ def test_infonce_only_alignment_never_calls_the_teacher(tmp_path):
     ({"batch_size": 0}, "batch_size"),
     ({"batch_size": {"distill": 8, "align": 2.5}}, "batch_size for stage 'align'"),
     ({"loss_options": {"smooth_l1": {"gamma": 1}}}, "bad options"),
+    ({"qat": "yes"}, "qat must be true or false"),
 ])
 def test_bad_settings_are_refused_with_a_clear_error(tmp_path, options, message):
     with pytest.raises(CompressError, match=message):
         _distiller(tmp_path, **options)
+
+
+def test_qat_fake_quantizes_the_student_during_alignment_only_and_converts_it_at_the_end(tmp_path):
+    from compress.quant import fake_quantized_modules
+
+    seen = []
+    student = make_student(embed_dim=16)
+    student.image_tower.register_forward_pre_hook(
+        lambda module, args: seen.append(len(fake_quantized_modules(student))))
+    distiller = _distiller(tmp_path / "qat", student=student, steps=3, qat=True)
+    report = distiller.fit("both")
+    plain = _distiller(tmp_path / "plain", steps=3).fit("both")
+
+    assert seen[:3] == [0, 0, 0] and seen[3:] and set(seen[3:]) == {3}  # stage 1 plain, stage 2 fake-quantized
+    assert fake_quantized_modules(student) == [] and distiller.qat_layers == 3
+    distill_losses = lambda r: [e["loss"] for e in r["loss_log"] if e["stage"] == "distill"]  # noqa: E731
+    align_losses = lambda r: [e["loss"] for e in r["loss_log"] if e["stage"] == "align"]  # noqa: E731
+    assert distill_losses(report) == distill_losses(plain)  # same start, same stage 1
+    assert align_losses(report) != align_losses(plain)  # int8 noise in the forward pass of stage 2
+    assert report["config"]["qat"] is True
 
 
 def test_batch_size_may_differ_per_stage(tmp_path):

@@ -19,6 +19,7 @@ from torch import nn
 
 from compress.distill import checkpoint as ckpt
 from compress.errors import CompressError
+from compress.quant import fake_quantized_modules
 
 HERE = Path(__file__).parent
 
@@ -171,3 +172,23 @@ def test_a_broken_or_foreign_checkpoint_is_refused_with_its_path(tmp_path):
     (path / ckpt.TRAINING_FILE).unlink()
     with pytest.raises(CompressError, match="not a checkpoint"):
         ckpt.load_checkpoint(path, _tiny_model())
+
+
+# ---------------------------------------------------------------- QAT in stage 2
+
+
+def test_a_run_with_qat_stopped_in_stage_2_resumes_to_the_same_weights_and_losses(tmp_path):
+    reference_run = resume_distiller(tmp_path / "reference", qat=True)
+    ref_report = reference_run.fit("both")
+    assert reference_run.qat_layers == 3  # the image tower's two linears and the text projection
+    reference = (ref_report, {k: v.clone() for k, v in reference_run.trainable.state_dict().items()})
+
+    run = tmp_path / "run"
+    with pytest.raises(Crash):  # 92 reads: killed in step 16, the last checkpoint is step 15, inside stage 2
+        resume_distiller(run, data=CrashAfter(ColourPairs(24), 92), qat=True).fit("both")
+    resumed = resume_distiller(run, student_seed=99, qat=True)
+    report = resumed.fit("both", resume=True)
+
+    assert report["resumed_from"] == [ckpt.checkpoint_name(15)]
+    _assert_same_run(report, resumed.trainable.state_dict(), reference)
+    assert not fake_quantized_modules(resumed.student)  # converted at the end of stage 2

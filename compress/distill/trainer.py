@@ -254,7 +254,12 @@ class Distiller:
         if fake_quantized_modules(self.student):
             return
         towers = tuple(f"{tower}_tower" for tower, present in student_towers(self.student).items() if present)
-        prepare_qat(self.student, towers)
+        # torchao builds each fake-quantized layer through nn.Linear's initialiser, which draws random
+        # numbers: kept off the run's stream, so a resumed run (which prepares again) draws what the
+        # uninterrupted one drew.
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            prepare_qat(self.student, towers)
         self.qat_layers = len(fake_quantized_modules(self.student))
 
     def _after_batch(self, stage: str, batch, needs) -> bool:
