@@ -53,8 +53,12 @@ class TeacherCache:
                                 "`compress cache build` with the same options, or `compress cache finalize`")
         if not self.folder.is_dir():
             raise CompressError(f"{self.folder}: no such teacher cache folder")
-        self.index = layout.read_json(index_file, "the index of a teacher cache (is this a cache folder?)")
-        self.augmentation = Augmentation.from_dict(self.index["augmentation"])
+        self.index = layout.check_index(layout.read_json(index_file, "the index of a teacher cache (is this a cache "
+                                                         "folder?)"), index_file)
+        try:
+            self.augmentation = make_augmentation(Augmentation.from_dict(self.index["augmentation"]))
+        except (CompressError, TypeError, ValueError) as exc:
+            raise CompressError(f"{index_file}: augmentation is not understood ({exc})") from None
         self._rows: dict[str, int] | None = None
         self._tensors: dict[str, torch.Tensor] = {}
 
@@ -107,21 +111,49 @@ class TeacherCache:
         parts: dict[str, list[torch.Tensor]] = {}
         keys: list[str] = []
         for entry in self.index["shards"]:
-            path = self.folder / entry["file"]
+            path = layout.shard_file_inside(self.folder, entry["file"], self.folder / layout.INDEX_FILE)
             if not path.is_file():
                 raise CompressError(f"{path}: missing; the teacher cache is incomplete")
             if file_sha256(path) != entry["sha256"]:
                 raise CompressError(f"{path}: sha256 differs from {layout.INDEX_FILE}; "
                                     "the shard was changed or damaged")
+            meta = self._read_shard(path, parts)
+            keys.extend(meta)
+        try:
+            self._tensors = {name: torch.cat(chunks) for name, chunks in parts.items()}
+        except RuntimeError as exc:
+            raise CompressError(f"{self.folder}: the shards' tensors do not fit together ({_first_line(exc)})") from None
+        self._check_tensors(len(keys))
+        self._rows = {key: row for row, key in enumerate(keys) if key}
+
+    def _read_shard(self, path: Path, parts: dict[str, list[torch.Tensor]]) -> list[str]:
+        """Append the shard's tensors to `parts`; its sample keys ("" for a skipped sample)."""
+        try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
                 if meta.get("plan") != self.index["plan_digest"]:
                     raise CompressError(f"{path}: belongs to another cache plan than {self.folder / layout.INDEX_FILE}")
                 for name in f.keys():
                     parts.setdefault(name, []).append(f.get_tensor(name))
-            keys.extend(json.loads(meta["keys"]))
-        self._tensors = {name: torch.cat(chunks) for name, chunks in parts.items()}
-        self._rows = {key: row for row, key in enumerate(keys) if key}
+            keys = json.loads(meta.get("keys", ""))
+        except CompressError:
+            raise
+        except Exception as exc:  # safetensors' own errors for a damaged file; bad JSON in the metadata
+            raise CompressError(f"{path}: not a readable teacher cache shard ({_first_line(exc)})") from None
+        if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
+            raise CompressError(f"{path}: its metadata holds no list of sample keys")
+        return keys
+
+    def _check_tensors(self, rows: int) -> None:
+        """The index's teacher towers, width and views match the tensors the shards hold."""
+        index_file = self.folder / layout.INDEX_FILE
+        wanted = {"image": (rows, self.views, self.embed_dim) if self.has_image_tower else None,
+                  "text": (rows, self.embed_dim) if self.has_text_tower else None}
+        for name, shape in wanted.items():
+            if shape is not None and (name not in self._tensors or tuple(self._tensors[name].shape) != shape):
+                found = tuple(self._tensors[name].shape) if name in self._tensors else "none"
+                raise CompressError(f"{index_file}: promises {name} embeddings of shape {list(shape)}; "
+                                    f"the shards hold {found}")
 
     def _key_rows(self) -> dict[str, int]:
         self.load()
@@ -335,3 +367,8 @@ class CachedTeacher:
 
     def __repr__(self) -> str:
         return f"CachedTeacher({self.fingerprint!r} from {str(self.cache.folder)!r})"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

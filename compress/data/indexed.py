@@ -107,7 +107,8 @@ class IndexedDataset(Dataset):
             hasher = hashlib.sha256(f"{DIGEST_VERSION}\n{self.kind}\n".encode())
             for entry in self.entries:
                 row = [entry.key, entry.name, entry.size, entry.caption, entry.lang]
-                hasher.update(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+                # surrogatepass: a non-UTF-8 file name (held as surrogate escapes) still hashes, to its own digest
+                hasher.update(json.dumps(row, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n")
             self._digest = hasher.hexdigest()
         return self._digest
 

@@ -35,6 +35,8 @@ REASONS: dict[str, str] = {
     "bad_metadata": "a shard sample's .json/.txt/.lang member cannot be read (bad JSON or UTF-8)",
     "bad_manifest_line": "a manifest line is not a JSON object with image, caption and lang",
     "corrupt_shard": "a .tar shard cannot be read as a tar archive",
+    "outside_folder": "a relative manifest path leaves the manifest's folder (through .. or a symlink pointing out)",
+    "bad_member_name": "a shard member's name is absolute, climbs out with .., is not UTF-8, or occurs twice",
 }
 
 

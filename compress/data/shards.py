@@ -117,14 +117,23 @@ def index_shard(path: Path, label: str, recorder: SkipRecorder, default_lang: st
         recorder.reject(label, str(path), "corrupt_shard", _first_line(err))
         return []
     groups: dict[str, dict[str, tarfile.TarInfo]] = {}
+    bad_names: dict[str, tuple[str, str]] = {}  # key -> (member name, what is wrong with it)
     for member in members:
         if not member.isdir():
             key, ext = _split_member_name(member.name)
-            groups.setdefault(key, {})[ext.lower()] = member
+            sample = groups.setdefault(key, {})
+            problem = _member_name_problem(member.name) or ("occurs twice in the shard" if ext.lower() in sample else "")
+            if problem:
+                bad_names.setdefault(key, (member.name, problem))
+            sample[ext.lower()] = member
     file_size = path.stat().st_size
     entries = []
     with open(path, "rb") as shard:
         for key, sample_members in groups.items():
+            if key in bad_names:
+                name, problem = bad_names[key]
+                recorder.reject(f"{label}/{key}", f"{path}:{name}", "bad_member_name", problem)
+                continue
             entry = _entry(path, label, key, sample_members, shard, file_size, recorder, default_lang)
             if entry is not None:
                 entries.append(entry)
@@ -190,6 +199,8 @@ def _read_caption(path: Path, members: dict[str, tarfile.TarInfo], shard, file_s
         if ext in members:
             member = members[ext]
             where = f"{path}:{member.name}"
+            if not member.isfile() or member.sparse is not None:
+                return None, None, (where, "a link, device or sparse tar member, not a plain file")
             if member.offset_data + member.size > file_size:
                 return None, None, (where, "the shard ends inside this member")
             if member.size > MAX_METADATA_BYTES:
@@ -238,6 +249,20 @@ def _check_end_of_archive(path: Path, label: str, shard, end_of_members: int, fi
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def _member_name_problem(name: str) -> str:
+    """What makes a member name unusable as a sample key, or "" (such names never reach a path, but a
+    key that climbs out of the shard, or cannot be written as UTF-8, is no safe name for anything)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the name is not UTF-8"
+    if name.startswith("/"):
+        return "an absolute name"
+    if ".." in name.split("/"):
+        return "climbs out of the shard with .."
+    return ""
 
 
 def _split_member_name(name: str) -> tuple[str, str]:

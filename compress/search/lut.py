@@ -67,6 +67,10 @@ class LatencyTable:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise CompressError(f"{path}: not valid JSON ({exc})") from None
+        except RecursionError:
+            raise CompressError(f"{path}: not valid JSON (nested too deeply)") from None
+        except OSError as exc:
+            raise CompressError(f"{path}: cannot read the latency table ({exc.strerror or exc})") from None
         return cls.from_dict(raw, source=str(path))
 
     @classmethod
@@ -81,8 +85,7 @@ class LatencyTable:
         unfilled = [sig for sig, value in raw["ops"].items() if value is None]
         if unfilled:
             raise CompressError(f"{source}: {len(unfilled)} operator(s) have no latency yet (null), e.g. {unfilled[0]}")
-        bad = [(sig, value) for sig, value in raw["ops"].items()
-               if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0]
+        bad = [(sig, value) for sig, value in raw["ops"].items() if not _is_latency(value)]
         if bad:
             raise CompressError(f"{source}: latency of {bad[0][0]} must be a number >= 0 (ms), not {bad[0][1]!r}"
                                 + (f" ({len(bad) - 1} more)" if len(bad) > 1 else ""))
@@ -108,6 +111,16 @@ class LatencyTable:
     @property
     def label(self) -> str:
         return " / ".join(part for part in (self.device, self.runtime) if part) or self.source
+
+
+def _is_latency(value: Any) -> bool:
+    """A finite number of milliseconds >= 0 (an integer too large for a float is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value)) and value >= 0
+    except OverflowError:
+        return False
 
 
 def lut_template(ops_by_tower: Mapping[str, Mapping[str, int]], device: str = "", runtime: str = "") -> dict[str, Any]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ from compress.errors import CompressError
 
 FAMILIES = ("image", "text")
 SPACE_KEYS = ("family", "embed_dim", "description", "fixed", "grid", "candidates")
+# libyaml's safe loader where PyYAML was built with it: fast, and it refuses absurd nesting at once
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_CANDIDATES = 10_000  # a grid expanding past this is refused before it is expanded
 SPACES_DIR = Path(__file__).resolve().parents[2] / "students" / "spaces"
 # The options that change the exported program (and so its latency and size); the others
 # (initial weights, dropout, preprocessing) change training only.
@@ -134,9 +138,15 @@ def load_space(path: str | Path, family: str | None = None) -> SearchSpace:
     if not path.is_file():
         raise CompressError(f"{path}: no such search space file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise CompressError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise CompressError(f"{path}: not valid YAML ({_first_line(exc)})") from None
+    except RecursionError:
+        raise CompressError(f"{path}: not valid YAML (nested too deeply)") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # a value PyYAML cannot build, e.g. the date 2001-13-45
+        raise CompressError(f"{path}: not valid YAML ({type(exc).__name__}: {_first_line(exc)})") from None
+    except OSError as exc:
+        raise CompressError(f"{path}: cannot read the search space ({exc.strerror or exc})") from None
     return parse_space(raw, source=str(path), family=family)
 
 
@@ -169,6 +179,10 @@ def parse_space(raw: Any, source: str = "<space>", family: str | None = None) ->
     if not isinstance(extra, list):
         raise CompressError(f"{source}: candidates is a list of option mappings")
 
+    combinations = math.prod(len(values) for values in grid.values()) if grid else 0
+    if combinations + len(extra) > MAX_CANDIDATES:
+        raise CompressError(f"{source}: the space lists {combinations + len(extra)} candidates; at most {MAX_CANDIDATES} "
+                            "can be measured (narrow the grid)")
     option_sets = []
     if grid:
         keys = list(grid)
@@ -216,3 +230,10 @@ def _check_candidate(family: str, resolved: dict[str, Any], embed_dim: int, sour
         family_towers().check(family, resolved, embed_dim)
     except CompressError as exc:
         raise CompressError(f"{label}: {exc}") from None
+    except Exception as exc:  # the family's own code failing on values of the wrong kind or range
+        raise CompressError(f"{label}: cannot be built ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
