@@ -204,3 +204,20 @@ def resume_distiller(run_dir, data=None, student_seed: int = 0, **options):
         batch_size=6, epochs=2, lr=1e-2, warmup_steps=2, checkpoint_every=3,
         stage2_losses={"infonce": 1.0, "affinity": 0.5}, progress=False, seed=7, **options,
     )
+
+
+DDP_STEPS_PER_RUN = 20  # 24 samples / global batch 5 = 5 steps per epoch (the last of 4), 2 epochs, 2 stages
+
+
+def ddp_distiller(run_dir, **options):
+    """The run the data-parallel tests compare: global batch 5 (so ranks get 3 and 2 samples, and the
+    last batch of an epoch has 4), both stages with affinity and the feature term, no dropout (each
+    rank draws its own dropout masks, which one process would draw differently)."""
+    from compress.distill import Distiller
+
+    return Distiller(
+        RandomTeacher(embed_dim=24), make_student(seed=0, embed_dim=16, dropout=0.0),
+        data=ColourPairs(24), run_dir=run_dir, batch_size=5, epochs=2, lr=1e-2, warmup_steps=2,
+        checkpoint_every=4, stage2_losses={"infonce": 1.0, "affinity": 0.5, "feature": 0.5}, progress=False,
+        seed=7, **options,
+    )

@@ -11,6 +11,7 @@ checkpoint format in checkpoint.py and the report in report.py; this file is the
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -25,8 +26,9 @@ from torch import nn
 from compress.console import make_console
 from compress.device import autocast, resolve_device, resolve_precision
 from compress.distill import checkpoint as ckpt
-from compress.distill.batches import BatchStream
+from compress.distill.batches import BatchStream, RankBatchStream
 from compress.distill.config import STAGE_PLANS, STAGES, DistillConfig
+from compress.distill.distributed import current_world, gather_rows
 from compress.distill.objectives import Objectives, student_towers, teacher_widths
 from compress.distill.optim import build_optimizer, build_scheduler, parameter_groups
 from compress.distill.report import (
@@ -87,10 +89,16 @@ class Distiller:
         self.teacher = check_teacher(teacher, "Distiller teacher")
         self.student = check_student(student, "Distiller student")
         self.data, self.val_data = _as_dataset(data, "data"), _as_dataset(val_data, "val_data")
+        # Inside an initialised process group (torchrun): one rank of a data-parallel run.
+        self.world = current_world()
         self.device = resolve_device(self.config.device)
+        if self.world.distributed and self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         self.precision = resolve_precision(self.config.precision, self.device)
         self.console = console or make_console()
-        self.show_progress = progress
+        if not self.world.writes:
+            self.console = Console(quiet=True)
+        self.show_progress = progress and self.world.writes
 
         # Adapters start from the run's seed without disturbing the caller's random stream.
         with torch.random.fork_rng(devices=[]):
@@ -100,6 +108,8 @@ class Distiller:
         self.targets = targets if targets is not None else TeacherTargets(self.teacher,
                                                                           **self.objectives.teacher_towers())
         self.trainable = nn.ModuleDict({"student": student, "objectives": self.objectives}).to(self.device)
+        self._forward = _StepForward(self)
+        self._model: nn.Module = self._forward  # DistributedDataParallel around it under a process group
         if isinstance(teacher, nn.Module):
             teacher.to(self.device).eval()
 
@@ -146,9 +156,11 @@ class Distiller:
     # ------------------------------------------------------------------ start / resume
 
     def _start_fresh(self) -> None:
-        removed = ckpt.remove_checkpoints(self.checkpoint_dir)
-        if removed:
-            self.console.print(f"[yellow]{self.run_dir}: fresh start, removed {removed} old checkpoint(s)")
+        if self.world.writes:
+            removed = ckpt.remove_checkpoints(self.checkpoint_dir)
+            if removed:
+                self.console.print(f"[yellow]{self.run_dir}: fresh start, removed {removed} old checkpoint(s)")
+        self.world.barrier()  # no rank reads the folder before it is cleared
         seed = self.config.seed
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
@@ -220,6 +232,8 @@ class Distiller:
         quantization_aware = stage == "align" and self.config.qat
         if quantization_aware:
             self._prepare_qat()
+        if self.world.distributed:
+            self._model = self._wrap_ddp()
         self.trainable.train()
 
         with progress_bar(self.console, self.show_progress) as progress:
@@ -227,25 +241,41 @@ class Distiller:
                                      epoch=state.epoch, loss="-", rate="-")
             rate_start, rate_samples = time.perf_counter(), 0
             while not self._stage_done(stage):
-                stream = BatchStream(self.data, batch_size, seed=seed, epoch=state.epoch, start=state.position,
-                                     num_workers=self.config.num_workers)
+                if self.world.distributed:
+                    stream = RankBatchStream(self.data, batch_size, seed=seed, epoch=state.epoch, start=state.position,
+                                             world=self.world, num_workers=self.config.num_workers)
+                else:
+                    stream = BatchStream(self.data, batch_size, seed=seed, epoch=state.epoch, start=state.position,
+                                         num_workers=self.config.num_workers)
                 for batch in stream:
-                    if batch.samples:
+                    if batch.total:
                         tick = time.perf_counter()
-                        loss, parts, lr = self._step(stage, batch.samples, needs)
-                        state.record_step(stage, len(batch.samples), time.perf_counter() - tick, loss, lr, parts)
-                        rate_samples += len(batch.samples)
+                        loss, parts, lr = self._step(stage, batch, needs)
+                        state.record_step(stage, batch.total, time.perf_counter() - tick, loss, lr, parts)
+                        rate_samples += batch.total
                         rate = rate_samples / max(time.perf_counter() - rate_start, 1e-9)
                         progress.update(task, completed=state.stage_step, epoch=state.epoch,
                                         loss=f"{loss:.4f}", rate=f"{rate:.1f}")
                     if self._after_batch(stage, batch, needs):
                         break  # the epoch or the stage ended: a new stream starts from the new position
+        self._model = self._forward
         if quantization_aware:
             # The last checkpoint holds the same weights (fake quantizers add no state), so a resumed
             # run that finds the stage done gets the same converted student.
             from compress.quant import convert_qat
 
             convert_qat(self.student)
+
+    def _wrap_ddp(self) -> nn.Module:
+        """DistributedDataParallel over the student and the objectives (adapters, loss parameters).
+
+        Built per stage (after QAT swaps layers in): a stage leaves some parameters unused (stage 1
+        the temperature, stage 2 the adapters without a feature term), hence find_unused_parameters.
+        """
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self._forward, device_ids=device_ids, find_unused_parameters=True)
 
     def _prepare_qat(self) -> None:
         """Fake-quantize the student's linear layers for alignment (kept when an interrupted fit is called again)."""
@@ -276,17 +306,17 @@ class Distiller:
         stage_end = self._stage_done(stage)
         if stage_end:
             state.finish_stage()
-        periodic = bool(batch.samples) and state.global_step % self.config.checkpoint_every == 0
+        periodic = bool(batch.total) and state.global_step % self.config.checkpoint_every == 0
         if stage_end or epoch_end or periodic:
             self._save_checkpoint()
         return stage_end or epoch_end
 
-    def _step(self, stage: str, samples, needs) -> tuple[float, dict[str, float], float]:
+    def _step(self, stage: str, batch, needs) -> tuple[float, dict[str, float], float]:
         """One optimizer step on one batch: loss, backward (scaled in fp16), clipping, step, schedule."""
         optimizer, scaler = self._optimizer, self._scaler
         lr = optimizer.param_groups[0]["lr"]
         optimizer.zero_grad(set_to_none=True)
-        loss, parts = self._batch_loss(stage, samples, needs)
+        loss, parts = self._batch_loss(stage, batch.samples, needs, batch.rank_sizes)
         if not torch.isfinite(loss):
             raise CompressError(f"stage {stage}, global step {self.state.global_step + 1}: the loss is {loss.item()}"
                                 " (lower the learning rate or check the data)")
@@ -300,22 +330,28 @@ class Distiller:
         self._scheduler.step()
         return float(loss.detach()), parts, float(lr)
 
-    def _batch_loss(self, stage: str, samples, needs) -> tuple[torch.Tensor, dict[str, float]]:
-        """The stage's loss on one batch (gradients flow into the student, adapters and loss parameters)."""
-        targets = None
+    def _batch_loss(self, stage: str, samples, needs, rank_sizes: list[int] | None = None
+                    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The stage's loss on one batch (gradients flow into the student, adapters and loss parameters).
+
+        Under a process group `samples` is this rank's slice and `rank_sizes` every rank's count:
+        the loss is the global batch's, computed alike on every rank."""
+        targets = pixels = ids = None
         if needs.targets:
-            raw = self.targets(samples)
+            raw = self.targets(samples) if samples else self._no_targets()
             targets = {k: (v.to(self.device, torch.float32) if v is not None else None) for k, v in raw.items()}
-        outputs: dict[str, torch.Tensor | None] = {"image": None, "text": None}
-        with autocast(self.precision, self.device):
-            if needs.image:
-                pixels = self.student.preprocess_images([s.image for s in samples]).to(self.device)
-                outputs["image"] = self.student.image_tower(pixels)
-            if needs.text:
-                ids = self.student.tokenize([s.caption for s in samples]).to(self.device)
-                outputs["text"] = self.student.text_tower(ids)
-        outputs = {k: (v.float() if v is not None else None) for k, v in outputs.items()}
-        return self.objectives.compute(stage, outputs, targets)
+        if needs.image and samples:
+            pixels = self.student.preprocess_images([s.image for s in samples]).to(self.device)
+        if needs.text and samples:
+            ids = self.student.tokenize([s.caption for s in samples]).to(self.device)
+        model = self._model if rank_sizes is not None else self._forward
+        return model(stage, needs, pixels, ids, targets, rank_sizes)
+
+    def _no_targets(self) -> dict[str, torch.Tensor | None]:
+        """Zero rows of each teacher embedding the targets give: a rank whose slice of the global batch is empty."""
+        wanted = self.objectives.teacher_towers()
+        return {tower: torch.zeros(0, width) if width is not None and wanted[tower] else None
+                for tower, width in self.objectives.widths.items()}
 
     # ------------------------------------------------------------------ epochs, validation, checkpoints
 
@@ -354,11 +390,14 @@ class Distiller:
             self.trainable.train()
         return total / count if count else None
 
-    def _save_checkpoint(self) -> Path:
+    def _save_checkpoint(self) -> Path | None:
+        if not self.world.writes:
+            return None
         saved = {
             "train": self.state.to_dict(),
             "config": self.config.to_dict(),
             "name": self.name,
+            "world_size": self.world.size,
             "scheduler": self._scheduler.state_dict() if self._scheduler is not None else None,
             "scaler": self._scaler.state_dict() if self._scaler is not None and self._scaler.is_enabled() else None,
         }
@@ -372,21 +411,49 @@ class Distiller:
         """Save the student (and adapters), write report.json and the loss curves, print the summary."""
         state = self.state
         self.trainable.eval()  # the student leaves training ready to embed (no dropout)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         student_dir = self.run_dir / STUDENT_DIR
-        self.student.save_pretrained(student_dir)
-        adapters_file = None
-        if any(True for _ in self.objectives.adapters.parameters()):
-            adapters_file = self.run_dir / ADAPTERS_FILE
-            save_model(self.objectives.adapters, str(adapters_file))
+        has_adapters = any(True for _ in self.objectives.adapters.parameters())
+        adapters_file = self.run_dir / ADAPTERS_FILE if has_adapters else None
         stages = {s: stage_summary(state, s) for s in STAGES if s in plan or s in state.completed_stages}
         report = run_report(self, stages, wall_seconds, student_dir, adapters_file)
-        write_report(self.run_dir, report)
-        plot_loss_curves(state.loss_log, self.run_dir / LOSS_CURVES_FILE, epochs=state.epochs)
-        skipped = {split: info["by_reason"] for split, info in report["skipped"].items()}
-        self.console.print(summary_table(stages, skipped, title=f"distillation summary: {self.name}"))
-        self.console.print(f"run folder: {self.run_dir}")
+        if self.world.writes:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.student.save_pretrained(student_dir)
+            if adapters_file is not None:
+                save_model(self.objectives.adapters, str(adapters_file))
+            write_report(self.run_dir, report)
+            plot_loss_curves(state.loss_log, self.run_dir / LOSS_CURVES_FILE, epochs=state.epochs)
+            skipped = {split: info["by_reason"] for split, info in report["skipped"].items()}
+            self.console.print(summary_table(stages, skipped, title=f"distillation summary: {self.name}"))
+            self.console.print(f"run folder: {self.run_dir}")
+        self.world.barrier()  # every rank returns once the run folder is complete
         return report
+
+
+class _StepForward(nn.Module):
+    """The trained forward pass of one batch: student towers, the global batch's rows under a process
+    group, then the stage's objectives. A module so that DistributedDataParallel can wrap it; it
+    holds the Distiller's own student and objectives (their parameters and checkpoint keys unchanged)."""
+
+    def __init__(self, distiller: Distiller):
+        super().__init__()
+        self.student, self.objectives = distiller.student, distiller.objectives
+        self.precision, self.device = distiller.precision, distiller.device
+
+    def forward(self, stage: str, needs, pixels, ids, targets, rank_sizes):
+        outputs: dict[str, torch.Tensor | None] = {"image": None, "text": None}
+        empty = torch.zeros(0, int(self.student.embed_dim), device=self.device)
+        with autocast(self.precision, self.device):
+            if needs.image:
+                outputs["image"] = self.student.image_tower(pixels) if pixels is not None else empty
+            if needs.text:
+                outputs["text"] = self.student.text_tower(ids) if ids is not None else empty
+        outputs = {k: (v.float() if v is not None else None) for k, v in outputs.items()}
+        if rank_sizes is not None:
+            outputs = {k: (gather_rows(v, rank_sizes) if v is not None else None) for k, v in outputs.items()}
+            if targets is not None:
+                targets = {k: (gather_rows(v, rank_sizes) if v is not None else None) for k, v in targets.items()}
+        return self.objectives.compute(stage, outputs, targets)
 
 
 def _as_dataset(data, what: str):

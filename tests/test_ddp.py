@@ -1,0 +1,88 @@
+"""Data-parallel training: two gloo CPU processes under torchrun against one process with the same global batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from distill_helpers import DDP_STEPS_PER_RUN, ddp_distiller
+from safetensors.torch import load_file
+
+from compress.data.sample import Sample
+from compress.distill import checkpoint as ckpt
+from compress.distill.batches import BatchStream, RankBatchStream, _rank_slice
+from compress.distill.distributed import World
+
+HERE = Path(__file__).parent
+
+# The two runs add the same numbers in different orders: each rank backpropagates its slice and the
+# gradients are averaged across ranks, where one process sums the whole batch at once. In float32
+# that differs in the last bits per step, and 20 optimizer steps carry it along.
+TOLERANCE = {"rtol": 1e-4, "atol": 1e-6}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("length, world_size", [(5, 2), (4, 2), (6, 3), (2, 4), (0, 2)])
+def test_the_rank_slices_of_a_global_batch_put_together_are_that_batch(length, world_size):
+    chunk = list(range(100, 100 + length))
+    slices = [_rank_slice(chunk, rank, world_size) for rank in range(world_size)]
+    assert [i for part in slices for i in part] == chunk
+    assert max(map(len, slices)) - min(map(len, slices)) <= 1
+
+
+def test_one_rank_takes_the_single_process_batches():
+    class Numbers:
+        def __len__(self):
+            return 24
+
+        def __getitem__(self, index):
+            return Sample(image=None, caption=str(index), lang="en", key=str(index))
+
+    alone = [([s.caption for s in b.samples], b.consumed) for b in RankBatchStream(Numbers(), 5, seed=3, epoch=1, start=5,
+                                                                                    world=World())]
+    single = [([s.caption for s in b.samples], b.consumed) for b in BatchStream(Numbers(), 5, seed=3, epoch=1, start=5)]
+    assert alone == single and [consumed for _, consumed in alone] == [5, 5, 5, 4]
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="this torch build has no gloo backend")
+def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
+    single = ddp_distiller(tmp_path / "single")
+    reference = single.fit("both")
+    reference_weights = {k: v.clone() for k, v in single.trainable.state_dict().items()}
+
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+               "--master-port", str(free_port()), str(HERE / "ddp_worker.py"), str(tmp_path / "ddp"), str(out)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    reports = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    weights = [load_file(str(out / f"rank{r}.safetensors")) for r in (0, 1)]
+    for key in reference_weights:  # the ranks hold identical weights: they took identical steps
+        assert torch.equal(weights[0][key], weights[1][key]), key
+    losses = [e["loss"] for e in reports[0]["loss_log"]]
+    assert len(losses) == DDP_STEPS_PER_RUN and [e["samples"] for e in reports[0]["loss_log"][:5]] == [5, 5, 5, 5, 4]
+    assert losses == pytest.approx([e["loss"] for e in reference["loss_log"]], rel=TOLERANCE["rtol"])
+    for key, value in reference_weights.items():
+        torch.testing.assert_close(weights[0][key], value, **TOLERANCE, msg=key)
+
+    # Only rank 0 wrote: one report and one set of checkpoints, those of the whole run.
+    run = tmp_path / "ddp"
+    assert json.loads((run / "report.json").read_text())["global_step"] == DDP_STEPS_PER_RUN
+    assert [p.name for p in ckpt.list_checkpoints(run / "checkpoints")] == \
+        [p.name for p in ckpt.list_checkpoints(tmp_path / "single" / "checkpoints")]
+    assert not list((run / "checkpoints").glob(".tmp-*"))
