@@ -3,6 +3,7 @@ part of compress that publishes files (runs, checkpoints, caches, students, bund
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -10,6 +11,8 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from compress.errors import CompressError
 
 
 def file_sha256(path: str | Path) -> str:
@@ -30,20 +33,40 @@ def _temporary_name(path: Path) -> Path:
 def write_atomically(path: str | Path, write: Callable[[Path], Any]) -> Path:
     """Publish `path` whole: `write(temp)` fills a temporary file beside it, which is flushed to disk
     and renamed over `path`. A reader, or a process killed mid-write, sees the old file or the new
-    one, never part of one. A failed `write` leaves the old file and no temporary behind."""
+    one, never part of one. A failed `write` leaves the old file and no temporary behind; a failure
+    of the file system (a full disk, a read-only folder) is raised as one `CompressError` naming
+    `path`."""
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
     temp = _temporary_name(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         write(temp)
         with open(temp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
+    except BaseException as exc:
+        _remove_quietly(temp)
+        if isinstance(exc, OSError):
+            raise write_error(path, exc) from None
         raise
     fsync_folder(path.parent)
     return path
+
+
+def write_error(path: str | Path, exc: OSError) -> CompressError:
+    """The one error a failed write of `path` ends with: what the system said, and that nothing changed."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno == errno.ENOSPC:
+        reason = "no space left on the device"
+    kept = "; the previous version is kept" if Path(path).exists() else ""
+    return CompressError(f"{path}: cannot write ({reason}){kept}")
+
+
+def _remove_quietly(temp: Path) -> None:
+    try:
+        temp.unlink(missing_ok=True)
+    except OSError:  # the folder itself refuses changes: the temporary was never created there
+        pass
 
 
 def write_bytes_atomically(path: str | Path, data: bytes) -> Path:

@@ -29,7 +29,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from compress.errors import CompressError
-from compress.files import fsync_folder
+from compress.files import fsync_folder, write_error
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"
@@ -147,21 +147,24 @@ def save_checkpoint(root: str | Path, global_step: int, model: nn.Module, optimi
     tmp = root / f".tmp-{final.name}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir()
-
-    save_model(model, str(tmp / MODEL_FILE))
-    tensors, rng_json = capture_rng()
-    payload = dict(state, format=FORMAT_VERSION, global_step=global_step, rng=rng_json, optimizer=None)
-    if optimizer_state is not None:
-        optimizer_tensors, payload["optimizer"] = split_optimizer_state(optimizer_state)
-        tensors.update(optimizer_tensors)
-    save_file(tensors, str(tmp / TRAINING_FILE))
-    with open(tmp / STATE_FILE, "w", encoding="utf-8") as handle:
-        # json.dumps takes the C encoder; json.dump streams through the pure-Python one, several times slower.
-        handle.write(json.dumps(payload, ensure_ascii=False))
-    for name in (MODEL_FILE, TRAINING_FILE, STATE_FILE):
-        _fsync_file(tmp / name)
-    fsync_folder(tmp)
+    try:  # a full disk or a read-only folder: the previous checkpoint stays, the temporary goes
+        tmp.mkdir()
+        save_model(model, str(tmp / MODEL_FILE))
+        tensors, rng_json = capture_rng()
+        payload = dict(state, format=FORMAT_VERSION, global_step=global_step, rng=rng_json, optimizer=None)
+        if optimizer_state is not None:
+            optimizer_tensors, payload["optimizer"] = split_optimizer_state(optimizer_state)
+            tensors.update(optimizer_tensors)
+        save_file(tensors, str(tmp / TRAINING_FILE))
+        with open(tmp / STATE_FILE, "w", encoding="utf-8") as handle:
+            # json.dumps takes the C encoder; json.dump streams through the pure-Python one, several times slower.
+            handle.write(json.dumps(payload, ensure_ascii=False))
+        for name in (MODEL_FILE, TRAINING_FILE, STATE_FILE):
+            _fsync_file(tmp / name)
+        fsync_folder(tmp)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_error(final, exc) from None
 
     if final.exists():  # the same step written again (a rerun): swap the old one out first
         stale = root / f".stale-{final.name}-{os.getpid()}"
