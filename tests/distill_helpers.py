@@ -215,9 +215,10 @@ def ddp_distiller(run_dir, **options):
     rank draws its own dropout masks, which one process would draw differently)."""
     from compress.distill import Distiller
 
+    options.setdefault("data", ColourPairs(24))
     return Distiller(
         RandomTeacher(embed_dim=24), make_student(seed=0, embed_dim=16, dropout=0.0),
-        data=ColourPairs(24), run_dir=run_dir, batch_size=5, epochs=2, lr=1e-2, warmup_steps=2,
+        run_dir=run_dir, batch_size=5, epochs=2, lr=1e-2, warmup_steps=2,
         checkpoint_every=4, stage2_losses={"infonce": 1.0, "affinity": 0.5, "feature": 0.5}, progress=False,
         seed=7, **options,
     )

@@ -55,19 +55,33 @@ def test_one_rank_takes_the_single_process_batches():
     assert alone == single and [consumed for _, consumed in alone] == [5, 5, 5, 4]
 
 
-@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                    reason="this torch build has no gloo backend")
-def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
-    single = ddp_distiller(tmp_path / "single")
-    reference = single.fit("both")
-    reference_weights = {k: v.clone() for k, v in single.trainable.state_dict().items()}
-
-    out = tmp_path / "out"
-    out.mkdir()
+def torchrun(run_dir, out, *options) -> subprocess.CompletedProcess:
+    """tests/ddp_worker.py as two gloo CPU ranks under torchrun."""
+    out.mkdir(exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-               "--master-port", str(free_port()), str(HERE / "ddp_worker.py"), str(tmp_path / "ddp"), str(out)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+               "--master-port", str(free_port()), str(HERE / "ddp_worker.py"), str(run_dir), str(out), *options]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def single_process(tmp_path_factory):
+    """The reference: one process, the same global batch of 5."""
+    run = tmp_path_factory.mktemp("single") / "run"
+    distiller = ddp_distiller(run)
+    report = distiller.fit("both")
+    return run, report, {k: v.clone() for k, v in distiller.trainable.state_dict().items()}
+
+
+needs_gloo = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                                reason="this torch build has no gloo backend")
+
+
+@needs_gloo
+def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path, single_process):
+    single_run, reference, reference_weights = single_process
+    out = tmp_path / "out"
+    result = torchrun(tmp_path / "ddp", out)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     reports = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -84,5 +98,43 @@ def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     run = tmp_path / "ddp"
     assert json.loads((run / "report.json").read_text())["global_step"] == DDP_STEPS_PER_RUN
     assert [p.name for p in ckpt.list_checkpoints(run / "checkpoints")] == \
-        [p.name for p in ckpt.list_checkpoints(tmp_path / "single" / "checkpoints")]
+        [p.name for p in ckpt.list_checkpoints(single_run / "checkpoints")]
     assert not list((run / "checkpoints").glob(".tmp-*"))
+
+
+@needs_gloo
+def test_a_data_parallel_run_stopped_in_stage_2_resumes_under_torchrun_or_in_one_process(tmp_path, single_process):
+    _, reference, reference_weights = single_process
+    run = tmp_path / "ddp"
+    # Rank 0 reads 3 samples a step (2 in an epoch's last): 38 reads stop it in step 14 of 20, inside
+    # stage 2 and after step 12's checkpoint; torchrun then ends rank 1 too.
+    stopped = torchrun(run, tmp_path / "stopped", "--crash-after", "38")
+    assert stopped.returncode != 0 and "Crash" in stopped.stdout + stopped.stderr
+    assert not (tmp_path / "stopped" / "rank0.json").exists()
+    stopped_at = ckpt.latest_checkpoint(run / "checkpoints")
+    assert stopped_at.name == ckpt.checkpoint_name(12)
+    saved = ckpt.load_checkpoint(stopped_at, ddp_distiller(tmp_path / "probe").trainable).state
+    assert saved["world_size"] == 2 and saved["train"]["stage"] == "align"
+
+    # Resumed with the same world size: it ends where the uninterrupted run ends.
+    import shutil
+
+    shutil.copytree(run, tmp_path / "copy")
+    resumed = torchrun(run, tmp_path / "resumed", "--resume")
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    report = json.loads((tmp_path / "resumed" / "rank0.json").read_text())
+    assert report["resumed_from"] == [stopped_at.name]
+    assert [e["global_step"] for e in report["loss_log"]] == list(range(1, DDP_STEPS_PER_RUN + 1))
+    assert [e["loss"] for e in report["loss_log"]] == pytest.approx([e["loss"] for e in reference["loss_log"]],
+                                                                     rel=TOLERANCE["rtol"])
+    weights = load_file(str(tmp_path / "resumed" / "rank0.safetensors"))
+    for key, value in reference_weights.items():
+        torch.testing.assert_close(weights[key], value, **TOLERANCE, msg=key)
+
+    # Resumed in one process: the global batch does not depend on the world size, so this works too.
+    alone = ddp_distiller(tmp_path / "copy")
+    report = alone.fit("both", resume=True)
+    assert [e["loss"] for e in report["loss_log"]] == pytest.approx([e["loss"] for e in reference["loss_log"]],
+                                                                     rel=TOLERANCE["rtol"])
+    for key, value in reference_weights.items():
+        torch.testing.assert_close(alone.trainable.state_dict()[key], value, **TOLERANCE, msg=key)
