@@ -138,3 +138,29 @@ def test_a_data_parallel_run_stopped_in_stage_2_resumes_under_torchrun_or_in_one
                                                                      rel=TOLERANCE["rtol"])
     for key, value in reference_weights.items():
         torch.testing.assert_close(alone.trainable.state_dict()[key], value, **TOLERANCE, msg=key)
+
+
+@needs_gloo
+def test_the_recipe_trains_on_two_ranks_under_torchrun_and_rank_0_writes_the_run(tmp_path):
+    import yaml
+    from recipe_helpers import TINY_TEACHER, tiny_config
+
+    config = tiny_config(tmp_path, TINY_TEACHER)
+    config["distill"]["device"] = "cpu"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COMPRESS_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+               "--master-port", str(free_port()), "-m", "compress", "recipe", "dc_clip", "--config", str(path)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    run = tmp_path / "runs" / "tiny"
+    report = json.loads((run / "report.json").read_text())
+    assert report["world_size"] == 2 and report["global_step"] == 5
+    assert [e["samples"] for e in report["loss_log"]] == [8] * 5  # the global batch, 4 per rank
+    stages = json.loads((run / "stages.json").read_text())["stages"]
+    assert {s: r["status"] for s, r in stages.items()} == {
+        "tokenizer": "finished", "distill": "finished", "align": "finished", "eval": "finished"}
+    assert 0.0 <= report["zero_shot_top1"]["student"]["demo-color"]["en"] <= 1.0
+    assert result.stdout.count("distillation summary") == 2  # rank 0's two fits; rank 1 prints nothing

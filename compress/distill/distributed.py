@@ -14,6 +14,7 @@ slice (world size times the gradient), and DDP divides by the world size.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,28 @@ def current_world() -> World:
     if dist.is_available() and dist.is_initialized():
         return World(rank=dist.get_rank(), size=dist.get_world_size())
     return World()
+
+
+def join_from_env(device: str = "auto") -> tuple[World, bool]:
+    """Join the process group torchrun describes (WORLD_SIZE > 1 in the environment), unless one exists.
+
+    nccl when training on CUDA (each rank on cuda:LOCAL_RANK), gloo otherwise. Returns the world and
+    whether this call created the group (its caller then destroys it at the end)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available() or dist.is_initialized():
+        return current_world(), False
+    from compress.device import resolve_device
+
+    cuda = resolve_device(device).type == "cuda"
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return current_world(), True
+
+
+def leave(created: bool) -> None:
+    """Destroy the process group `join_from_env` created."""
+    if created and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def gather_rows(tensor: torch.Tensor, sizes: list[int]) -> torch.Tensor:

@@ -119,6 +119,7 @@ def run_report(distiller, stages: Mapping[str, Mapping[str, Any]], wall_seconds:
         "logit_scale": d.objectives.logit_scale(),
         "device": str(d.device),
         "precision": d.precision,
+        "world_size": d.world.size,
         "global_step": state.global_step,
         "completed_stages": list(state.completed_stages),
         "stages": dict(stages),

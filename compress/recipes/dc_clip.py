@@ -32,6 +32,7 @@ from compress.console import make_console
 from compress.data import spread_samples
 from compress.distill import DistillConfig
 from compress.distill import checkpoint as ckpt
+from compress.distill.distributed import World, join_from_env, leave
 from compress.distill.report import REPORT_FILE, STUDENT_DIR
 from compress.errors import CompressError
 from compress.eval.datasets import demo_task_set
@@ -95,6 +96,7 @@ def student_section(config: dict[str, Any]) -> dict[str, Any]:
 
 
 STAGES = ("tokenizer", "cache", "distill", "align", "eval", "export", "bundle_eval")
+TRAINING_STAGES = ("cache", "distill", "align")  # the stages every rank of a torchrun job runs
 STAGE1_CHECKPOINT = "stage1_checkpoint"  # the checkpoint stage 1 ended at, kept so stage 2 can be rerun
 BUNDLE_EVAL_DIR = "eval_bundle"
 
@@ -109,17 +111,28 @@ def run(config: dict[str, Any], resume: bool = False, stages: str | list[str] | 
     """
     config = read_config(config)
     selected = select_stages(stages, STAGES)
-    console = make_console()
+    world, created = join_from_env(str(config["distill"].get("device", "auto")))
+    try:
+        return _run_stages(config, selected, resume, stages is not None, world)
+    finally:
+        leave(created)
+
+
+def _run_stages(config: dict[str, Any], selected: tuple[str, ...], resume: bool, subset: bool, world) -> dict[str, Any]:
+    # Under torchrun every rank trains; rank 0 alone trains the tokenizer, evaluates, exports and writes.
+    console = make_console() if world.writes else Console(quiet=True)
     run_dir = Path(config["runs_dir"]) / config["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
-    log = StageLog(run_dir)
-    if resume or stages is not None:
+    log = StageLog(run_dir, writes=world.writes)
+    if resume or subset:
         check_same_config(run_dir / RECIPE_FILE, config)
-    else:
-        log.reset()
-    write_json_atomically(run_dir / RECIPE_FILE, config)
-    console.rule(f"dc_clip → {run_dir}")
-    run = RecipeRun(config, run_dir, log, console, resume=resume)
+    world.barrier()  # every rank has read the records before rank 0 rewrites them
+    if world.writes:
+        if not (resume or subset):
+            log.reset()
+        write_json_atomically(run_dir / RECIPE_FILE, config)
+    console.rule(f"dc_clip → {run_dir}" + (f" ({world.size} ranks)" if world.distributed else ""))
+    run = RecipeRun(config, run_dir, log, console, resume=resume, world=world)
 
     for stage in STAGES:
         if stage not in selected or not run.applies(stage):
@@ -127,7 +140,10 @@ def run(config: dict[str, Any], resume: bool = False, stages: str | list[str] | 
         if resume and log.finished(stage):
             console.print(f"[dim]stage {stage}: finished earlier, skipped")
             continue
-        log.run(stage, getattr(run, f"stage_{stage}"))
+        if stage in TRAINING_STAGES or world.writes:
+            log.run(stage, getattr(run, f"stage_{stage}"))
+        if stage == "tokenizer":
+            world.barrier()  # the other ranks build the student with it
         run.update_report()
     report = run.update_report()
     console.print(f"report: {run_dir / REPORT_FILE}")
@@ -151,12 +167,20 @@ def check_same_config(recorded: Path, config: dict[str, Any]) -> None:
 class RecipeRun:
     """The recipe's stages over one run folder; each stage method returns the outputs it records."""
 
-    def __init__(self, config: dict[str, Any], run_dir: Path, log: StageLog, console: Console, resume: bool = False):
+    def __init__(self, config: dict[str, Any], run_dir: Path, log: StageLog, console: Console, resume: bool = False,
+                 world: World | None = None):
         self.config, self.run_dir, self.log, self.console = config, run_dir, log, console
+        self.world = world or World()
         # The stages a kill interrupted (recorded as running when this process started): under
         # --resume their checkpoints are continued.
         self.interrupted = {stage for stage in STAGES if resume and log.status(stage) == RUNNING}
+        # Rank 0 loads the teacher first: a teacher that is built on first use (the demo's) is then
+        # built once and found in the cache by the other ranks.
+        if not self.world.writes:
+            self.world.barrier()
         self.teacher = compress.load_teacher(config["teacher"])
+        if self.world.writes:
+            self.world.barrier()
         self.data = compress.open_data(config["data"])
         self.val_data = compress.open_data(config["val_data"]) if config.get("val_data") else None
         console.print(f"teacher {self.teacher.name} ({self.teacher.fingerprint[:40]}…), {len(self.data)} training samples")
@@ -232,6 +256,8 @@ class RecipeRun:
 
     def update_report(self) -> dict[str, Any]:
         """report.json: the training report with each later stage's results and the stage records."""
+        if not self.world.writes:
+            return dict(self.training or {})
         path = self.run_dir / REPORT_FILE
         report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
         for stage, key in (("eval", "zero_shot_top1"), ("export", "bundle"), ("bundle_eval", "bundle_zero_shot_top1")):
@@ -268,9 +294,10 @@ class RecipeRun:
         self.training = distiller.fit("distill", resume=resume)
         # Stage 2 starts from here; keep the checkpoint so that stage can be rerun on its own.
         kept = self.run_dir / STAGE1_CHECKPOINT
-        if kept.exists():
-            shutil.rmtree(kept)
-        shutil.copytree(ckpt.latest_checkpoint(distiller.checkpoint_dir), kept)
+        if self.world.writes:
+            if kept.exists():
+                shutil.rmtree(kept)
+            shutil.copytree(ckpt.latest_checkpoint(distiller.checkpoint_dir), kept)
         return self._training_outputs("distill", kept)
 
     def stage_align(self) -> dict[str, Any]:
@@ -281,7 +308,9 @@ class RecipeRun:
         elif "align" in self.interrupted and ckpt.latest_checkpoint(distiller.checkpoint_dir):
             self.training = distiller.fit("align", resume=True)  # an interrupted stage 2
         elif (self.run_dir / STAGE1_CHECKPOINT).is_dir() and self.log.finished("distill"):
-            ckpt.remove_checkpoints(distiller.checkpoint_dir)  # stage 2 again, from the end of stage 1
+            if self.world.writes:
+                ckpt.remove_checkpoints(distiller.checkpoint_dir)  # stage 2 again, from the end of stage 1
+            self.world.barrier()
             self.training = distiller.fit("align", resume=True, checkpoint=self.run_dir / STAGE1_CHECKPOINT)
         else:
             self.console.print("[yellow]stage align: no stage-1 result in this run; aligning the untrained student")

@@ -65,10 +65,12 @@ def config_differences(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list
 
 
 class StageLog:
-    """The stage records of one run folder, written atomically after every change."""
+    """The stage records of one run folder, written atomically after every change (by the process that
+    `writes`: rank 0 of a torchrun job; the other ranks keep theirs in memory)."""
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, writes: bool = True):
         self.path = Path(run_dir) / STAGES_FILE
+        self.writes = writes
         self.records: dict[str, dict[str, Any]] = {}
         if self.path.is_file():
             try:
@@ -105,5 +107,7 @@ class StageLog:
         return json.loads(json.dumps(self.records))
 
     def _write(self) -> None:
+        if not self.writes:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomically(self.path, {"stages": self.records})
