@@ -22,6 +22,7 @@ SMOKE = {
                             "--batch-size", "4", "--threads", "1", "--json", "{out}/overhead.json"], "overhead.json"),
     "export": (["--skip-coreml", "--calibration", "2", "--samples", "2", "--iterations", "1",
                 "--json", "{out}/export.json"], "export.json"),
+    "soak": (["--fit-kills", "0", "--cache-kills", "0", "--json", "{out}/soak.json"], "soak.json"),
     "student_towers": (["--default-only", "--small-references", "--warmup", "0", "--rounds", "1",
                         "--out", "{out}"], "report.json"),
     "teacher_cache": (["--samples", "8", "--batch-size", "4", "--threads", "1",

@@ -177,6 +177,8 @@ def save_checkpoint(root: str | Path, global_step: int, model: nn.Module, optimi
 
     for old in list_checkpoints(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+    for leftover in root.glob(".tmp-step-*"):  # a checkpoint whose writer was killed part-way
+        shutil.rmtree(leftover, ignore_errors=True)
     return final
 
 
