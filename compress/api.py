@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from compress import registry
+from compress.bundle.layout import MANIFEST as BUNDLE_MANIFEST
 from compress.errors import CompressError
 from compress.specs import ENSEMBLE, IMAGE_TEXT, LOCAL_DIR, local_dir, looks_like_path, teacher_spec
 
 DEFAULT_STUDENT = "bilingual"
 STUDENT_CONFIG = "student.json"  # a saved student folder's record of its family and config
-BUNDLE_MANIFEST = "manifest.json"
 
 
 def load_teacher(spec: str | dict[str, Any]):

@@ -30,6 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from compress.api import STUDENT_CONFIG
 from compress.errors import CompressError
 from compress.files import save_tensors_atomically, write_json_atomically
 from compress.protocols import LANGUAGES
@@ -43,7 +44,7 @@ from students.tokenizer import SentencePieceTokenizer, default_tokenizer
 FAMILY = "bilingual"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "student.json"
+CONFIG_FILE = STUDENT_CONFIG  # the framework reads `family` from it
 
 # The default trains in minutes on two CPU cores on the demo world's 64 px images and stays
 # phone-sized: about 1.2M image parameters and 2.8M text parameters with the demo tokenizer's
