@@ -8,8 +8,9 @@ Both jobs run in a child process (`python bench/soak.py child fit|cache FOLDER`)
 resume tests' run (tests/distill_helpers.py: both stages, warmup + cosine, dropout, a checkpoint
 every 3 steps and at each epoch end) and the build embeds 48 samples into 12 shards. In the child
 every fsync sleeps a little, as on a slow disk, so checkpoint and shard writes take long enough to
-be hit. Each kill is either at a random moment of the remaining work or, drawn by the same seeded
-generator, the moment a checkpoint or shard is being written (its temporary on disk). After each kill
+be hit. Each kill, drawn by one seeded generator, lands at a random moment of the work left, at a
+random moment of a random global step still to train (the fit), or the moment a checkpoint or shard
+is being written (its temporary on disk). After each kill
 every file on disk must parse (no half-written checkpoint, shard, index or report); the child is
 then started again, resuming from what is on disk, until it finishes. A finished run must equal the
 uninterrupted reference: the student, the adapters, the last checkpoints (weights, optimizer step
@@ -41,9 +42,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the small teacher, student an
 FIT_STEPS = 16  # tests/distill_helpers.RESUME_STEPS_PER_RUN: 24 samples, batch 6, 2 epochs per stage, 2 stages
 CACHE_SAMPLES, CACHE_SHARD_SIZE = 48, 4
 READ_DELAY = 0.004  # seconds per sample read, so the fit lasts long enough to be hit at random
-FSYNC_DELAY = 0.04  # seconds each fsync sleeps in the child
+FSYNC_DELAY = 0.02  # seconds each fsync sleeps in the child
 READY = "soak-child-ready"
 POSITION_BYTES = 24
+KILLS_PER_ROUND = 4  # kills aimed at one fit before it may finish
 
 
 # ---------------------------------------------------------------------------- the child
@@ -148,14 +150,28 @@ def _writing(folder: Path, job: str) -> bool:
     return root.is_dir() and any(p.name.endswith(".tmp") for p in root.iterdir())
 
 
+def _position(folder: Path) -> tuple[str, int] | None:
+    """(stage or "-", global step) the fit child last reported, or None before it reported any."""
+    path = folder / "position"
+    raw = path.read_bytes() if path.is_file() else b""
+    if len(raw) < POSITION_BYTES:
+        return None
+    return raw[:12].decode(errors="replace").strip(), int(raw[12:POSITION_BYTES])
+
+
 def _landing(folder: Path, job: str) -> str:
-    if _writing(folder, job):
-        return "checkpoint write" if job == "fit" else "shard write"
     if job == "cache":
-        return "embedding"
-    position = folder / "position"
-    stage = position.read_bytes()[:12].decode(errors="replace").strip() if position.is_file() else "-"
-    return {"distill": "stage 1", "align": "stage 2"}.get(stage, "start-up")
+        return "shard write" if _writing(folder, job) else "embedding"
+    position = _position(folder)
+    if _writing(folder, job):
+        stage = {"distill": "stage 1", "align": "stage 2"}.get(position[0], "between stages") if position else "start-up"
+        return f"checkpoint write ({stage})"
+    if position is None or (position[0] == "-" and position[1] == 0):
+        return "start-up"
+    stage, step = position
+    if stage == "-":
+        return "finishing" if step >= FIT_STEPS else "between stages"
+    return {"distill": "stage 1", "align": "stage 2"}.get(stage, stage)
 
 
 def _progress(folder: Path, job: str) -> float:
@@ -265,6 +281,42 @@ def reference(job: str, folder: Path, log) -> tuple[dict[str, str], float]:
     return outputs(folder, job), time.monotonic() - started
 
 
+def _draw_kill(rng: random.Random, job: str, folder: Path, duration: float, step: int | None):
+    """When to kill the child just started: a predicate on (folder, seconds since it was ready).
+
+    "moment": a moment of the work left (less a margin, so the kill lands before the end);
+    "write": the first moment a checkpoint or shard is being written (for the fit: from global step
+    `step` on); "step" (the fit): a random moment of global step `step`.
+    """
+    mode = rng.choice(["step", "step", "write", "moment"] if job == "fit" else ["moment", "moment", "write"])
+    if job == "fit" and step is None:  # every step is trained; only the finishing is left
+        mode = "moment"
+    if mode == "moment":
+        moment = rng.uniform(0.0, 0.8 * duration * (1.0 - _progress(folder, job)))
+        return lambda where, elapsed: elapsed >= moment
+    if job == "cache":
+        return lambda where, elapsed: _writing(where, job)
+    into = rng.uniform(0.0, 0.03)  # seconds into the step (a step takes a few hundredths here)
+    reached: list[float] = []
+
+    def at_step(where: Path, elapsed: float) -> bool:
+        position = _position(where)
+        # step `step` runs once `step - 1` are done and the checkpoint after them (if any) is written
+        if not reached and position is not None and position[0] != "-" and position[1] >= step - 1:
+            if mode == "write" or not _writing(where, job):
+                reached.append(elapsed)
+        if mode == "write":
+            return bool(reached) and _writing(where, job)
+        return bool(reached) and elapsed >= reached[0] + into
+
+    return at_step
+
+
+def _fit_targets(rng: random.Random, kills: int) -> list[int]:
+    """The global steps a fit round's kills aim at, ascending: spread evenly over both stages."""
+    return sorted(rng.sample(range(1, FIT_STEPS + 1), min(kills, KILLS_PER_ROUND)))
+
+
 def soak(job: str, kills: int, rng: random.Random, work: Path, log) -> JobFigures:
     figures = JobFigures(job)
     began = time.monotonic()
@@ -273,15 +325,20 @@ def soak(job: str, kills: int, rng: random.Random, work: Path, log) -> JobFigure
         figures.rounds += 1
         folder = work / f"{job}-round-{figures.rounds}"
         starts = 0
+        targets = _fit_targets(rng, kills - figures.kills) if job == "fit" else []
         while True:
+            (folder / "position").unlink(missing_ok=True)
             worker, started = _start(job, folder, log)
             starts += 1
-            mode = rng.choice(["random", "random", "write"]) if figures.kills < kills else "none"
-            # a moment within the work left (less a margin for the resume itself, so the kill lands)
-            left = 0.8 * duration * (1.0 - _progress(folder, job))
-            deadline = started + rng.uniform(0.0, left) if mode == "random" else None
-            while worker.poll() is None and mode != "none":
-                if (deadline is not None and time.monotonic() >= deadline) or (mode == "write" and _writing(folder, job)):
+            done = round(_progress(folder, job) * FIT_STEPS)
+            while targets and targets[0] <= done:  # a kill landed later than aimed: that target is passed
+                targets.pop(0)
+            step = targets.pop(0) if targets else None
+            kill_at = None
+            if figures.kills < kills and (job == "cache" or starts <= KILLS_PER_ROUND):
+                kill_at = _draw_kill(rng, job, folder, duration, step)
+            while worker.poll() is None and kill_at is not None:
+                if kill_at(folder, time.monotonic() - started):
                     os.kill(worker.pid, signal.SIGKILL)
                     worker.wait()
                     break
