@@ -117,7 +117,8 @@ MANIFEST_LINES = st.lists(
 @given(lines=MANIFEST_LINES, on_bad=st.sampled_from(["skip", "raise"]))
 def test_fuzzed_manifests_work_skip_or_raise_one_error(data_folder, lines, on_bad):
     path = _fresh_file(data_folder, ".jsonl")
-    path.write_bytes(b"\n".join(_line(kind, value) for kind, value in lines))
+    text = b"\n".join(_line(kind, value) for kind, value in lines)
+    path.write_bytes(text)
     try:
         ds = open_manifest(path, on_bad=on_bad)
         _use_every_sample(ds)
@@ -127,7 +128,19 @@ def test_fuzzed_manifests_work_skip_or_raise_one_error(data_folder, lines, on_ba
     finally:
         path.unlink()
     if on_bad == "skip":
-        assert len(ds) + sum(ds.skipped_at_open.values()) <= len(lines)
+        assert len(ds) + sum(ds.skipped_at_open.values()) <= text.count(b"\n") + 1  # each line used or counted once
+
+
+def test_manifest_lines_end_at_newlines_only(data_folder):
+    path = _fresh_file(data_folder, ".jsonl")  # a bare \r is JSON whitespace, \r\n a Windows line end
+    path.write_bytes(b'{"image": "good.png",\r "caption": "a", "lang": "en"}\r\n{"image": "good.png", "caption": "b",'
+                     b' "lang": "zh"}\r\n\x00\r\x00\n')
+    try:
+        ds = open_manifest(path)
+        assert [entry.caption for entry in ds.entries] == ["a", "b"] and ds.skipped == {"bad_manifest_line": 1}
+        assert ds.skip_log == [(f"{path.name}:3", "bad_manifest_line")]
+    finally:
+        path.unlink()
 
 
 # ---------------------------------------------------------------- tar shards
@@ -305,7 +318,7 @@ def test_fuzzed_cache_indexes_load_or_raise_one_error(cache_folder, changes, raw
     for path, value in changes:
         try:
             index = _mutate(index, path, value)
-        except (KeyError, IndexError, TypeError):
+        except (KeyError, IndexError, TypeError, AttributeError):
             pass  # the mutation's parent is already gone or not a container
     index_file = folder / layout.INDEX_FILE
     if raw is not None:

@@ -128,10 +128,11 @@ def shard_file_inside(folder: Path, file: str, index_path: Path) -> Path:
 def _check_fields(data: dict[str, Any], fields: dict[str, type], path: Path, prefix: str) -> None:
     for name, kind in fields.items():
         value = data.get(name)
-        wrong = value is None or not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+        wrong = value is None or not isinstance(value, kind) or (kind is int and (isinstance(value, bool)
+                                                                                 or not -(2**63) <= value < 2**63))
         if wrong:
             found = "missing" if name not in data else f"a JSON {type(value).__name__}"
             raise CompressError(f"{path}: {prefix}{name} must be a {_JSON_NAMES[kind]}, found {found}")
 
 
-_JSON_NAMES = {dict: "JSON object", list: "JSON list", str: "string", int: "integer", bool: "true/false"}
+_JSON_NAMES = {dict: "JSON object", list: "JSON list", str: "string", int: "64-bit integer", bool: "true/false"}

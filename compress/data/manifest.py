@@ -29,7 +29,7 @@ def open_manifest(path: str | Path, on_bad: str = "skip", lang: str | None = Non
         raise CompressError(f"{path}: no such manifest file")
     default_lang = _check_default_language(lang)
     recorder = SkipRecorder(on_bad)
-    lines = path.read_bytes().splitlines()
+    lines = path.read_bytes().split(b"\n")  # JSON Lines ends lines with \n only; a \r before it is JSON whitespace
     folder = os.path.abspath(path.parent)  # entries stay valid if the working folder changes
     real_folder = os.path.realpath(folder)
     sizes: dict[str, int | str] = {}  # image path -> bytes, or why it has none; images often repeat
