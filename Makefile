@@ -17,6 +17,8 @@ demo: $(VENV)/.installed
 	$(PY) -m compress recipe dc_clip
 
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	examples/android/core/jvm-test.sh install
 	$(PY) -m pytest -q
 

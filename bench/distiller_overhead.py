@@ -81,8 +81,10 @@ def load_bench_teacher(force_full: bool, device: torch.device, console: Console)
     full_folder = compress.paths.cache_dir() / "teachers" / f"demo-{config_hash(demo_config())}"
     if force_full or (full_folder / CONFIG_FILE).is_file():
         return load_demo_teacher(progress=True, device=str(device)), "demo teacher, full default config"
-    console.print("the full demo teacher is not cached; using its architecture trained for one step "
-                  f"({', '.join(f'{k}={v}' for k, v in QUICK_TEACHER.items())}); --full-teacher trains the full one")
+    console.print(
+        "the full demo teacher is not cached; using its architecture trained for one step "
+        f"({', '.join(f'{k}={v}' for k, v in QUICK_TEACHER.items())}); --full-teacher trains the full one"
+    )
     folder = Path(tempfile.mkdtemp(prefix="bench-demo-teacher-"))
     try:
         teacher = load_demo_teacher(folder, progress=False, device=str(device), **QUICK_TEACHER)
@@ -129,8 +131,7 @@ def teacher_targets(teacher, samples) -> tuple[torch.Tensor, torch.Tensor]:
         text = torch.empty(len(samples), image.shape[1], device=image.device)
         for lang in dict.fromkeys(s.lang for s in samples):
             rows = [i for i, s in enumerate(samples) if s.lang == lang]
-            text[torch.tensor(rows, device=text.device)] = teacher.encode_texts(
-                [samples[i].caption for i in rows], lang).float()
+            text[torch.tensor(rows, device=text.device)] = teacher.encode_texts([samples[i].caption for i in rows], lang).float()
     return image, text
 
 
@@ -138,8 +139,9 @@ def minimal_run(stage: str, teacher, student, data, steps: int, batch_size: int,
     """`steps` optimizer steps of `stage` with a plain loop: wall and CPU seconds, per-step losses."""
     seed_everything()
     torch.manual_seed(SEED)  # adapters start from the run's seed, as in the Distiller
-    adapters = nn.ModuleDict({"image": nn.Linear(student.embed_dim, teacher.embed_dim),
-                              "text": nn.Linear(student.embed_dim, teacher.embed_dim)}).to(device)
+    adapters = nn.ModuleDict(
+        {"image": nn.Linear(student.embed_dim, teacher.embed_dim), "text": nn.Linear(student.embed_dim, teacher.embed_dim)}
+    ).to(device)
     log_scale = nn.Parameter(torch.tensor(math.log(1.0 / INIT_TEMPERATURE), device=device))
     temperature = nn.ParameterList([log_scale])
 
@@ -157,19 +159,23 @@ def minimal_run(stage: str, teacher, student, data, steps: int, batch_size: int,
     losses = []
     order = epoch_order(len(data), SEED + STAGE_SEED_OFFSETS[stage], 0)
     for step in range(steps):
-        samples = [data[i] for i in order[step * batch_size:(step + 1) * batch_size]]
+        samples = [data[i] for i in order[step * batch_size : (step + 1) * batch_size]]
         optimizer.zero_grad(set_to_none=True)
         if stage == "distill":
             target_image, target_text = teacher_targets(teacher, samples)
         image = student.image_tower(student.preprocess_images([s.image for s in samples]).to(device))
         text = student.text_tower(student.tokenize([s.caption for s in samples]).to(device))
         if stage == "distill":
-            loss = torch.stack([
-                F.smooth_l1_loss(F.normalize(adapters["image"](image), dim=-1), F.normalize(target_image, dim=-1),
-                                 beta=SMOOTH_L1_BETA),
-                F.smooth_l1_loss(F.normalize(adapters["text"](text), dim=-1), F.normalize(target_text, dim=-1),
-                                 beta=SMOOTH_L1_BETA),
-            ]).sum()
+            loss = torch.stack(
+                [
+                    F.smooth_l1_loss(
+                        F.normalize(adapters["image"](image), dim=-1), F.normalize(target_image, dim=-1), beta=SMOOTH_L1_BETA
+                    ),
+                    F.smooth_l1_loss(
+                        F.normalize(adapters["text"](text), dim=-1), F.normalize(target_text, dim=-1), beta=SMOOTH_L1_BETA
+                    ),
+                ]
+            ).sum()
         else:
             image, text = F.normalize(image, dim=-1), F.normalize(text, dim=-1)
             logits = log_scale.clamp(max=math.log(MAX_LOGIT_SCALE)).exp() * (image @ text.T)
@@ -205,15 +211,31 @@ class TimedDistiller(Distiller):
         return super()._finish(plan, wall_seconds)
 
 
-def distiller_run(stage: str, teacher, student, data, steps: int, batch_size: int, device: torch.device,
-                  console: Console) -> dict:
+def distiller_run(
+    stage: str, teacher, student, data, steps: int, batch_size: int, device: torch.device, console: Console
+) -> dict:
     """`steps` steps of `stage` with the Distiller at its normal settings: loop and fit() times, losses."""
     run_dir = Path(tempfile.mkdtemp(prefix="bench-distiller-"))
     try:
-        distiller = TimedDistiller(teacher, student, data=data, run_dir=run_dir, stage1_loss="smooth_l1",
-                                   stage2_losses=("infonce",), optimizer="adamw", lr=LR, weight_decay=WEIGHT_DECAY,
-                                   schedule="cosine", batch_size=batch_size, steps={stage: steps},
-                                   grad_clip=GRAD_CLIP, seed=SEED, device=str(device), progress=True, console=console)
+        distiller = TimedDistiller(
+            teacher,
+            student,
+            data=data,
+            run_dir=run_dir,
+            stage1_loss="smooth_l1",
+            stage2_losses=("infonce",),
+            optimizer="adamw",
+            lr=LR,
+            weight_decay=WEIGHT_DECAY,
+            schedule="cosine",
+            batch_size=batch_size,
+            steps={stage: steps},
+            grad_clip=GRAD_CLIP,
+            seed=SEED,
+            device=str(device),
+            progress=True,
+            console=console,
+        )
         started, cpu_started = time.perf_counter(), time.process_time()
         report = distiller.fit(stage)
         fit_seconds = time.perf_counter() - started
@@ -249,15 +271,18 @@ def make_row(label, first: str, minimal: dict, distiller: dict, samples: int) ->
         "ratio_fit": minimal["wall_s"] / distiller["fit_s"],
         "checkpoint_s": distiller["checkpoint_s"],
         "samples": samples,
-        "seconds": {"minimal_wall": minimal["wall_s"], "minimal_cpu": minimal["cpu_s"],
-                    "distiller_loop_wall": distiller["wall_s"], "distiller_loop_cpu": distiller["cpu_s"],
-                    "distiller_fit_wall": distiller["fit_s"]},
+        "seconds": {
+            "minimal_wall": minimal["wall_s"],
+            "minimal_cpu": minimal["cpu_s"],
+            "distiller_loop_wall": distiller["wall_s"],
+            "distiller_loop_cpu": distiller["cpu_s"],
+            "distiller_fit_wall": distiller["fit_s"],
+        },
         "loss_diff": max(abs(a - b) for a, b in zip(distiller["losses"], minimal["losses"], strict=True)),
     }
 
 
-MEDIAN_KEYS = ("minimal_sps", "distiller_sps", "ratio", "ratio_cpu", "fit_sps", "ratio_fit", "checkpoint_s",
-               "loss_diff")
+MEDIAN_KEYS = ("minimal_sps", "distiller_sps", "ratio", "ratio_cpu", "fit_sps", "ratio_fit", "checkpoint_s", "loss_diff")
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -284,23 +309,55 @@ def best_of(rows: list[dict]) -> dict:
 
 
 def results_table(results: dict[str, list[dict]], args, teacher_note: str, threads: int) -> Table:
-    table = Table(title=f"Distiller vs minimal PyTorch loop, samples/s: batch {args.batch_size}, {args.steps} steps "
-                        f"per run, {args.rounds} rounds (+{args.warmup} warm-up), {threads} torch thread(s)")
-    columns = ("stage", "round", "first", "minimal", "Distiller", "ratio", "ratio CPU", "fit()", "ratio fit()",
-               "ckpt s", "loss diff")
+    table = Table(
+        title=f"Distiller vs minimal PyTorch loop, samples/s: batch {args.batch_size}, {args.steps} steps "
+        f"per run, {args.rounds} rounds (+{args.warmup} warm-up), {threads} torch thread(s)"
+    )
+    columns = (
+        "stage",
+        "round",
+        "first",
+        "minimal",
+        "Distiller",
+        "ratio",
+        "ratio CPU",
+        "fit()",
+        "ratio fit()",
+        "ckpt s",
+        "loss diff",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in ("stage", "round", "first") else "right")
     for stage, rows in results.items():
         for row in rows:
-            table.add_row(STAGE_NAMES[stage], str(row["round"]), row["first"], f"{row['minimal_sps']:.1f}",
-                          f"{row['distiller_sps']:.1f}", f"{row['ratio']:.3f}", f"{row['ratio_cpu']:.3f}",
-                          f"{row['fit_sps']:.1f}", f"{row['ratio_fit']:.3f}", f"{row['checkpoint_s']:.2f}",
-                          f"{row['loss_diff']:.0e}")
+            table.add_row(
+                STAGE_NAMES[stage],
+                str(row["round"]),
+                row["first"],
+                f"{row['minimal_sps']:.1f}",
+                f"{row['distiller_sps']:.1f}",
+                f"{row['ratio']:.3f}",
+                f"{row['ratio_cpu']:.3f}",
+                f"{row['fit_sps']:.1f}",
+                f"{row['ratio_fit']:.3f}",
+                f"{row['checkpoint_s']:.2f}",
+                f"{row['loss_diff']:.0e}",
+            )
         for label, m in (("median", summarise(rows)), ("best", best_of(rows))):
-            table.add_row(f"[bold]{STAGE_NAMES[stage]}", f"[bold]{label}", "", f"[bold]{m['minimal_sps']:.1f}",
-                          f"[bold]{m['distiller_sps']:.1f}", ratio_text(m["ratio"], bold=label == "median"),
-                          ratio_text(m["ratio_cpu"]), f"{m['fit_sps']:.1f}", f"{m['ratio_fit']:.3f}",
-                          f"{m['checkpoint_s']:.2f}", f"{m['loss_diff']:.0e}", end_section=label == "best")
+            table.add_row(
+                f"[bold]{STAGE_NAMES[stage]}",
+                f"[bold]{label}",
+                "",
+                f"[bold]{m['minimal_sps']:.1f}",
+                f"[bold]{m['distiller_sps']:.1f}",
+                ratio_text(m["ratio"], bold=label == "median"),
+                ratio_text(m["ratio_cpu"]),
+                f"{m['fit_sps']:.1f}",
+                f"{m['ratio_fit']:.3f}",
+                f"{m['checkpoint_s']:.2f}",
+                f"{m['loss_diff']:.0e}",
+                end_section=label == "best",
+            )
     table.caption_justify = "left"
     table.caption = (
         f"{teacher_note}; default student; demo:train data; stage 1 smooth_l1 + linear adapters, stage 2 InfoNCE; "
@@ -330,8 +387,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads for both (default: torch's)")
     parser.add_argument("--stages", default="distill,align", help="comma-separated: distill, align")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--full-teacher", action="store_true",
-                        help="train the full demo teacher if it is not cached (minutes), instead of a 1-step one")
+    parser.add_argument(
+        "--full-teacher",
+        action="store_true",
+        help="train the full demo teacher if it is not cached (minutes), instead of a 1-step one",
+    )
     parser.add_argument("--json", help="also write the raw numbers to this file")
     args = parser.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -363,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             # Alternate who goes first, so a slow drift of the machine's load favours neither side.
             distiller_first = (index + STAGES.index(stage)) % 2 == 0
             measured = {}
-            for side in (("distiller", "minimal") if distiller_first else ("minimal", "distiller")):
+            for side in ("distiller", "minimal") if distiller_first else ("minimal", "distiller"):
                 student = fresh_student(device)
                 gc.collect()  # the previous run's garbage is collected here, not inside the next timing
                 run = distiller_run if side == "distiller" else minimal_run
@@ -371,21 +431,36 @@ def main(argv: list[str] | None = None) -> int:
                 measured[side] = run(stage, teacher, student, data, steps, args.batch_size, device, *extra)
                 del student
             label = f"warm-up {index + 1}" if warm else index - args.warmup + 1
-            row = make_row(label, "Distiller" if distiller_first else "minimal", measured["minimal"],
-                           measured["distiller"], steps * args.batch_size)
-            console.print(f"round {row['round']}, {STAGE_NAMES[stage]}: minimal {row['minimal_sps']:.1f}, "
-                          f"Distiller {row['distiller_sps']:.1f} samples/s (ratio {row['ratio']:.3f}, "
-                          f"CPU {row['ratio_cpu']:.3f}), loss diff {row['loss_diff']:.0e}")
+            row = make_row(
+                label,
+                "Distiller" if distiller_first else "minimal",
+                measured["minimal"],
+                measured["distiller"],
+                steps * args.batch_size,
+            )
+            console.print(
+                f"round {row['round']}, {STAGE_NAMES[stage]}: minimal {row['minimal_sps']:.1f}, "
+                f"Distiller {row['distiller_sps']:.1f} samples/s (ratio {row['ratio']:.3f}, "
+                f"CPU {row['ratio_cpu']:.3f}), loss diff {row['loss_diff']:.0e}"
+            )
             if not warm:
                 results[stage].append(row)
 
     console.print(results_table(results, args, teacher_note, threads))
-    console.print(f"bench wall time {time.perf_counter() - bench_start:.0f} s; torch {torch.__version__}, "
-                  f"{platform.machine()}, device {device}")
+    console.print(
+        f"bench wall time {time.perf_counter() - bench_start:.0f} s; torch {torch.__version__}, "
+        f"{platform.machine()}, device {device}"
+    )
     if args.json:
-        payload = {"args": vars(args), "threads": threads, "teacher": teacher_note, "torch": torch.__version__,
-                   "results": results, "medians": {s: summarise(results[s]) for s in stages},
-                   "best": {s: best_of(results[s]) for s in stages}}
+        payload = {
+            "args": vars(args),
+            "threads": threads,
+            "teacher": teacher_note,
+            "torch": torch.__version__,
+            "results": results,
+            "medians": {s: summarise(results[s]) for s in stages},
+            "best": {s: best_of(results[s]) for s in stages},
+        }
         Path(args.json).write_text(json.dumps(payload, indent=1), encoding="utf-8")
     return 0
 

@@ -53,15 +53,19 @@ def main() -> int:
     student = build_student(resolve_checkpoint(args.checkpoint)[0] if args.checkpoint else None).eval()
     rule = student.describe()["image"]
     manifest_image = {"size": rule["image_size"], "resize": rule["resize"]}
-    models = {"image": ImageEncoderForExport(student.image_tower, rule["mean"], rule["std"]).eval(),
-              "text": TextEncoderForExport(student.text_tower).eval()}
+    models = {
+        "image": ImageEncoderForExport(student.image_tower, rule["mean"], rule["std"]).eval(),
+        "text": TextEncoderForExport(student.text_tower).eval(),
+    }
     train, test = open_demo("train", size=args.calibration), open_demo("test", size=args.samples)
     inputs = {
         "image": [torch.from_numpy(image_input(test[i].image, manifest_image)) for i in range(len(test))],
         "text": [student.tokenize([test[i].caption]) for i in range(len(test))],
     }
-    calibration = {"image": [torch.from_numpy(image_input(train[i].image, manifest_image)) for i in range(len(train))],
-                   "text": [student.tokenize([train[i].caption]) for i in range(len(train))]}
+    calibration = {
+        "image": [torch.from_numpy(image_input(train[i].image, manifest_image)) for i in range(len(train))],
+        "text": [student.tokenize([train[i].caption]) for i in range(len(train))],
+    }
     rows, coreml_rows, timings = [], [], {}
     with tempfile.TemporaryDirectory() as folder, Progress(console=console) as progress, torch.no_grad():
         folder = Path(folder)
@@ -73,22 +77,36 @@ def main() -> int:
             for precision, scheme in (("fp32", None), ("int8", DEFAULT_SCHEMES[tower])):
                 progress.update(task, description=f"ExecuTorch {tower} {precision}")
                 start = time.perf_counter()
-                result = ExecuTorchTarget().export_program(model, example, folder / f"{tower}.{precision}.pte",
-                                                           quantize=scheme, calibration=calibration[tower])
+                result = ExecuTorchTarget().export_program(
+                    model, example, folder / f"{tower}.{precision}.pte", quantize=scheme, calibration=calibration[tower]
+                )
                 timings[f"executorch {tower} {precision} export s"] = round(time.perf_counter() - start, 1)
                 runtime = PteModule(result.path)
                 out = torch.cat([runtime(x) for x in inputs[tower]])
                 outputs[(tower, precision)] = out
-                rows.append({"tower": tower, "mode": f"ExecuTorch {precision}" + (f" ({scheme})" if scheme else ""),
-                             "bytes": result.bytes, "latency_ms": latency_ms(runtime, example, warmup=3, iterations=args.iterations),
-                             "cosine": embedding_cosine(eager if precision == "fp32" else outputs[(tower, "fp32")], out),
-                             "delegated": result.delegation.fraction})
+                rows.append(
+                    {
+                        "tower": tower,
+                        "mode": f"ExecuTorch {precision}" + (f" ({scheme})" if scheme else ""),
+                        "bytes": result.bytes,
+                        "latency_ms": latency_ms(runtime, example, warmup=3, iterations=args.iterations),
+                        "cosine": embedding_cosine(eager if precision == "fp32" else outputs[(tower, "fp32")], out),
+                        "delegated": result.delegation.fraction,
+                    }
+                )
                 progress.advance(task)
             quantized = quantize_torchao(model)
             for mode, module in (("PyTorch eager fp32", model), ("PyTorch torchao int8", quantized)):
-                rows.append({"tower": tower, "mode": mode, "bytes": state_dict_bytes(module),
-                             "latency_ms": latency_ms(module, example, warmup=3, iterations=args.iterations),
-                             "cosine": embedding_cosine(eager, torch.cat([module(x) for x in inputs[tower]])), "delegated": None})
+                rows.append(
+                    {
+                        "tower": tower,
+                        "mode": mode,
+                        "bytes": state_dict_bytes(module),
+                        "latency_ms": latency_ms(module, example, warmup=3, iterations=args.iterations),
+                        "cosine": embedding_cosine(eager, torch.cat([module(x) for x in inputs[tower]])),
+                        "delegated": None,
+                    }
+                )
         if not args.skip_coreml:
             task = progress.add_task("Core ML", total=2 * len(COMPRESSIONS))
             target = CoreMLTarget()
@@ -103,14 +121,23 @@ def main() -> int:
                     coreml_rows.append({"tower": tower, "mode": mode, "bytes": _size(path)})
                     progress.advance(task)
 
-    table = Table(title=f"ExecuTorch / PyTorch, batch 1, {torch.get_num_threads()} threads (size and speed-up vs ExecuTorch fp32)")
+    table = Table(
+        title=f"ExecuTorch / PyTorch, batch 1, {torch.get_num_threads()} threads (size and speed-up vs ExecuTorch fp32)"
+    )
     for column in ("tower", "mode", "size MB", "smaller", "latency ms", "speed-up", "cosine vs fp32", "delegated"):
         table.add_column(column, justify="left" if column in ("tower", "mode") else "right")
     for row in rows:
         base = next(r for r in rows if r["tower"] == row["tower"] and r["mode"] == "ExecuTorch fp32")
-        table.add_row(row["tower"], row["mode"], f"{row['bytes'] / 1e6:.2f}", f"{base['bytes'] / row['bytes']:.2f}x",
-                      f"{row['latency_ms']:.2f}", f"{base['latency_ms'] / row['latency_ms']:.2f}x", f"{row['cosine']:.4f}",
-                      "-" if row["delegated"] is None else f"{row['delegated']:.0%}")
+        table.add_row(
+            row["tower"],
+            row["mode"],
+            f"{row['bytes'] / 1e6:.2f}",
+            f"{base['bytes'] / row['bytes']:.2f}x",
+            f"{row['latency_ms']:.2f}",
+            f"{base['latency_ms'] / row['latency_ms']:.2f}x",
+            f"{row['cosine']:.4f}",
+            "-" if row["delegated"] is None else f"{row['delegated']:.0%}",
+        )
     console.print(table)
     if coreml_rows:
         coreml = Table(title="Core ML .mlpackage sizes (ratio vs fp16)")
@@ -122,7 +149,9 @@ def main() -> int:
         console.print(coreml)
     console.print("export wall times (s): " + ", ".join(f"{k.removesuffix(' s')} {v}" for k, v in timings.items()))
     if args.json:
-        Path(args.json).write_text(json.dumps({"executorch": rows, "coreml": coreml_rows, "timings_s": timings}, indent=1), encoding="utf-8")
+        Path(args.json).write_text(
+            json.dumps({"executorch": rows, "coreml": coreml_rows, "timings_s": timings}, indent=1), encoding="utf-8"
+        )
     return 0
 
 

@@ -32,9 +32,14 @@ from compress.specs import parse_text
 
 def run_variant(name: str, runs_dir: Path, args, qat: bool) -> dict:
     config = load_config("dc_clip")
-    overrides = [f"name={name}", f"runs_dir={runs_dir}", f"distill.qat={str(qat).lower()}",
-                 "export.targets=[executorch]", "export.quantize=int8",
-                 f"export.calibration_count={args.calibration_count}"]
+    overrides = [
+        f"name={name}",
+        f"runs_dir={runs_dir}",
+        f"distill.qat={str(qat).lower()}",
+        "export.targets=[executorch]",
+        "export.quantize=int8",
+        f"export.calibration_count={args.calibration_count}",
+    ]
     if args.distill_steps:
         overrides.append(f"distill.steps.distill={args.distill_steps}")
     if args.align_steps:
@@ -64,8 +69,12 @@ def comparison_table(ptq: dict, qat: dict, languages: list[str]) -> Table:
         table.add_column(column, justify="left" if column in ("task", "lang") else "right")
     for task in ptq["zero_shot_top1"]["student"]:
         for lang in languages:
-            cells = [ptq["zero_shot_top1"]["student"][task][lang], ptq["bundle_zero_shot_top1"][task][lang],
-                     qat["zero_shot_top1"]["student"][task][lang], qat["bundle_zero_shot_top1"][task][lang]]
+            cells = [
+                ptq["zero_shot_top1"]["student"][task][lang],
+                ptq["bundle_zero_shot_top1"][task][lang],
+                qat["zero_shot_top1"]["student"][task][lang],
+                qat["bundle_zero_shot_top1"][task][lang],
+            ]
             table.add_row(task, lang, *(f"{100 * value:.1f}%" for value in cells))
     return table
 
@@ -80,8 +89,14 @@ def main() -> None:
     parser.add_argument("--device", help="training device (default: the config's, auto)")
     parser.add_argument("--teacher", help="teacher spec (default: the config's, the demo teacher)")
     parser.add_argument("--data", help="training data spec (default: the config's, demo:train)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="any other recipe setting, as `compress recipe --set` (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other recipe setting, as `compress recipe --set` (repeatable)",
+    )
     parser.add_argument("--out", help="folder for the two run folders (default: a temporary one)")
     parser.add_argument("--json", help="write both reports' scores here")
     args = parser.parse_args()
@@ -94,15 +109,20 @@ def main() -> None:
     console = Console()
     console.print(comparison_table(ptq, qat, languages))
     same = ptq["stages"]["distill"]["final_loss"] == qat["stages"]["distill"]["final_loss"]
-    console.print(f"stage 1 {'identical' if same else 'DIFFERENT'} in both runs (final loss "
-                  f"{ptq['stages']['distill']['final_loss']:.4f} / {qat['stages']['distill']['final_loss']:.4f}); "
-                  f"stage 2 seconds: PTQ {ptq['stages']['align']['seconds']:.0f}, QAT {qat['stages']['align']['seconds']:.0f}")
-    console.print(f"seconds: PTQ run {ptq['bench_seconds']:.0f}, QAT run {qat['bench_seconds']:.0f}; "
-                  f"{torch.get_num_threads()} torch thread(s); run folders in {runs_dir}")
+    console.print(
+        f"stage 1 {'identical' if same else 'DIFFERENT'} in both runs (final loss "
+        f"{ptq['stages']['distill']['final_loss']:.4f} / {qat['stages']['distill']['final_loss']:.4f}); "
+        f"stage 2 seconds: PTQ {ptq['stages']['align']['seconds']:.0f}, QAT {qat['stages']['align']['seconds']:.0f}"
+    )
+    console.print(
+        f"seconds: PTQ run {ptq['bench_seconds']:.0f}, QAT run {qat['bench_seconds']:.0f}; "
+        f"{torch.get_num_threads()} torch thread(s); run folders in {runs_dir}"
+    )
     if args.json:
         keys = ("zero_shot_top1", "bundle_zero_shot_top1", "bench_seconds")
-        Path(args.json).write_text(json.dumps({"ptq": {k: ptq[k] for k in keys}, "qat": {k: qat[k] for k in keys}},
-                                              indent=2), encoding="utf-8")
+        Path(args.json).write_text(
+            json.dumps({"ptq": {k: ptq[k] for k in keys}, "qat": {k: qat[k] for k in keys}}, indent=2), encoding="utf-8"
+        )
 
 
 if __name__ == "__main__":

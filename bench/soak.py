@@ -107,8 +107,14 @@ def child(job: str, folder: Path) -> None:
         from compress.cache import build_cache
 
         print(READY, flush=True)
-        build_cache(RandomTeacher(embed_dim=16), _colours(CACHE_SAMPLES), folder / "cache", shard_size=CACHE_SHARD_SIZE,
-                    batch_size=CACHE_SHARD_SIZE, progress=False)
+        build_cache(
+            RandomTeacher(embed_dim=16),
+            _colours(CACHE_SAMPLES),
+            folder / "cache",
+            shard_size=CACHE_SHARD_SIZE,
+            batch_size=CACHE_SHARD_SIZE,
+            progress=False,
+        )
 
 
 # ---------------------------------------------------------------------------- what is on disk
@@ -192,8 +198,12 @@ def outputs(folder: Path, job: str) -> dict[str, str]:
     if job == "cache":
         files = [root / "cache.json", root / "build.json", *sorted((root / "shards").glob("shard-*.safetensors"))]
     else:
-        files = [root / "report.json", root / "adapters.safetensors", *sorted((root / "student").iterdir()),
-                 *sorted(p for p in (root / "checkpoints").rglob("*") if p.is_file())]
+        files = [
+            root / "report.json",
+            root / "adapters.safetensors",
+            *sorted((root / "student").iterdir()),
+            *sorted(p for p in (root / "checkpoints").rglob("*") if p.is_file()),
+        ]
     return {str(p.relative_to(root)): content_digest(p, root) for p in files}
 
 
@@ -228,8 +238,11 @@ def content_digest(path: Path, root: Path) -> str:
 
 def _normalised(value, run: str):
     if isinstance(value, dict):
-        return {k: _normalised(v, run) for k, v in value.items()
-                if k not in ("timings", "resumed_from", "seconds") and "seconds" not in k and "per_s" not in k}
+        return {
+            k: _normalised(v, run)
+            for k, v in value.items()
+            if k not in ("timings", "resumed_from", "seconds") and "seconds" not in k and "per_s" not in k
+        }
     if isinstance(value, list):
         return [_normalised(v, run) for v in value]
     return value.replace(run, "<run>") if isinstance(value, str) else value
@@ -259,8 +272,14 @@ class JobFigures:
 
 def _start(job: str, folder: Path, log) -> tuple[subprocess.Popen, float]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-    worker = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "child", job, str(folder)], cwd=ROOT,
-                              env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+    worker = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "child", job, str(folder)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
     line = worker.stdout.readline()
     if READY not in line:
         worker.wait()
@@ -352,8 +371,9 @@ def soak(job: str, kills: int, rng: random.Random, work: Path, log) -> JobFigure
             break
         figures.resumes += starts - 1
         got = outputs(folder, job)
-        figures.mismatches += [f"{folder.name}/{name}" for name in sorted(set(expected) | set(got))
-                               if expected.get(name) != got.get(name)]
+        figures.mismatches += [
+            f"{folder.name}/{name}" for name in sorted(set(expected) | set(got)) if expected.get(name) != got.get(name)
+        ]
         if job == "fit":
             figures.mismatches += [f"{folder.name}: loss log {fault}" for fault in loss_log_faults(folder)]
         if not figures.mismatches:  # a round that differs stays on disk (with --work) to be looked at
@@ -380,13 +400,29 @@ def print_table(results: list[JobFigures], seed: int) -> None:
     from rich.table import Table
 
     table = Table(title=f"kill soak (seed {seed}): SIGKILL, resume, compare with an uninterrupted run")
-    for column in ("job", "kills", "where they landed", "resumes", "finished runs", "half-written files",
-                   "mismatches", "seconds"):
+    for column in (
+        "job",
+        "kills",
+        "where they landed",
+        "resumes",
+        "finished runs",
+        "half-written files",
+        "mismatches",
+        "seconds",
+    ):
         table.add_column(column, justify="left" if column in ("job", "where they landed") else "right")
     for r in results:
         landed = ", ".join(f"{where} {n}" for where, n in sorted(r.landed.items()))
-        table.add_row(r.job, str(r.kills), landed, str(r.resumes), str(r.rounds), str(len(r.half_written)),
-                      str(len(r.mismatches)), f"{r.seconds:.0f}")
+        table.add_row(
+            r.job,
+            str(r.kills),
+            landed,
+            str(r.resumes),
+            str(r.rounds),
+            str(len(r.half_written)),
+            str(len(r.mismatches)),
+            f"{r.seconds:.0f}",
+        )
     console = Console(width=150)
     console.print(table)
     for r in results:
@@ -404,18 +440,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-kills", type=int, default=8, help="kills in the teacher-cache build")
     parser.add_argument("--seed", type=int, default=0, help="seeds the kill moments and kinds")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--work", type=Path, help="keep the runs and the children's log here (default: a temporary "
-                        "folder, removed)")
+    parser.add_argument(
+        "--work", type=Path, help="keep the runs and the children's log here (default: a temporary folder, removed)"
+    )
     args = parser.parse_args(argv)
     results = run_soak(args.fit_kills, args.cache_kills, args.seed, args.work)
     print_table(results, args.seed)
     if args.json:
         from compress.files import write_json_atomically
 
-        write_json_atomically(args.json, {"seed": args.seed, "jobs": [
-            {"job": r.job, "kills": r.kills, "landed": dict(r.landed), "resumes": r.resumes, "finished_runs": r.rounds,
-             "half_written": r.half_written, "mismatches": r.mismatches, "seconds": round(r.seconds, 1)}
-            for r in results]})
+        write_json_atomically(
+            args.json,
+            {
+                "seed": args.seed,
+                "jobs": [
+                    {
+                        "job": r.job,
+                        "kills": r.kills,
+                        "landed": dict(r.landed),
+                        "resumes": r.resumes,
+                        "finished_runs": r.rounds,
+                        "half_written": r.half_written,
+                        "mismatches": r.mismatches,
+                        "seconds": round(r.seconds, 1),
+                    }
+                    for r in results
+                ],
+            },
+        )
     return 1 if any(r.half_written or r.mismatches for r in results) else 0
 
 

@@ -39,9 +39,19 @@ from targets.executorch_target import ExecuTorchTarget
 
 TARGET_SPEEDUP = 10.0
 # xlm-roberta-base's config.json, so the random-weight model has the real one's size and shape.
-XLMR_BASE = dict(vocab_size=250002, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                 intermediate_size=3072, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
-                 pad_token_id=1, bos_token_id=0, eos_token_id=2)
+XLMR_BASE = dict(
+    vocab_size=250002,
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    max_position_embeddings=514,
+    type_vocab_size=1,
+    layer_norm_eps=1e-5,
+    pad_token_id=1,
+    bos_token_id=0,
+    eos_token_id=2,
+)
 
 
 class XLMRobertaTextTower(nn.Module):
@@ -98,17 +108,41 @@ def towers(default_only: bool, small_references: bool = False):
             is_default = all(resolved[k] == v for k, v in default.items())
             if default_only and not is_default:
                 continue
-            out.append((family, candidate.name, lambda c=candidate: build_tower(c), lambda c=candidate: example_input(c),
-                        False, is_default))
+            out.append(
+                (
+                    family,
+                    candidate.name,
+                    lambda c=candidate: build_tower(c),
+                    lambda c=candidate: example_input(c),
+                    False,
+                    is_default,
+                )
+            )
     if not default_only:
         out += _extra_image_towers(default_image)
     vit = dict(SMALL_VIT) if small_references else {}
     xlmr = dict(SMALL_XLMR) if small_references else {}
-    out.append(("image", "CLIP ViT-B/16 @224" + (" (small)" if vit else ""), lambda: clip_vit_b16_image_tower(**vit),
-                lambda: torch.randn(1, 3, 224, 224), True, False))
+    out.append(
+        (
+            "image",
+            "CLIP ViT-B/16 @224" + (" (small)" if vit else ""),
+            lambda: clip_vit_b16_image_tower(**vit),
+            lambda: torch.randn(1, 3, 224, 224),
+            True,
+            False,
+        )
+    )
     ids = lambda: _xlmr_ids(text_length, xlmr.get("vocab_size", XLMR_BASE["vocab_size"]))  # noqa: E731
-    out.append(("text", f"XLM-R-base (T{text_length})" + (" (small)" if xlmr else ""), lambda: XLMRobertaTextTower(**xlmr),
-                ids, True, False))
+    out.append(
+        (
+            "text",
+            f"XLM-R-base (T{text_length})" + (" (small)" if xlmr else ""),
+            lambda: XLMRobertaTextTower(**xlmr),
+            ids,
+            True,
+            False,
+        )
+    )
     return out
 
 
@@ -116,17 +150,43 @@ def _extra_image_towers(default_image: dict) -> list:
     out = []
     # The default student's image model at the reference's resolution: the fair like-for-like ratio,
     # since the default student runs at the demo world's 64 px.
-    same_input = parse_space({"family": "image", "embed_dim": DEFAULT_CONFIG["embed_dim"],
-                              "candidates": [{"model": default_image["model"], "image_size": 224}]}).candidates[0]
-    out.append(("image", f"{same_input.name} (default model at 224 px)", lambda: build_tower(same_input),
-                lambda: example_input(same_input), False, False))
+    same_input = parse_space(
+        {
+            "family": "image",
+            "embed_dim": DEFAULT_CONFIG["embed_dim"],
+            "candidates": [{"model": default_image["model"], "image_size": 224}],
+        }
+    ).candidates[0]
+    out.append(
+        (
+            "image",
+            f"{same_input.name} (default model at 224 px)",
+            lambda: build_tower(same_input),
+            lambda: example_input(same_input),
+            False,
+            False,
+        )
+    )
     # The image tower the dc_clip recipe's demo preset trains (it learns shapes faster from scratch).
     preset = load_config("dc_clip").get("student", {}).get("image")
     if isinstance(preset, dict) and {k: preset.get(k) for k in default_image} != default_image:
-        recipe_image = parse_space({"family": "image", "embed_dim": DEFAULT_CONFIG["embed_dim"],
-                                    "candidates": [{k: preset[k] for k in ("model", "image_size")}]}).candidates[0]
-        out.append(("image", f"{recipe_image.name} (dc_clip demo preset)", lambda: build_tower(recipe_image),
-                    lambda: example_input(recipe_image), False, False))
+        recipe_image = parse_space(
+            {
+                "family": "image",
+                "embed_dim": DEFAULT_CONFIG["embed_dim"],
+                "candidates": [{k: preset[k] for k in ("model", "image_size")}],
+            }
+        ).candidates[0]
+        out.append(
+            (
+                "image",
+                f"{recipe_image.name} (dc_clip demo preset)",
+                lambda: build_tower(recipe_image),
+                lambda: example_input(recipe_image),
+                False,
+                False,
+            )
+        )
     return out
 
 
@@ -140,8 +200,14 @@ def _xlmr_ids(length: int, vocab_size: int) -> torch.Tensor:
 def lower_all(specs, folder: Path, console: Console) -> list[dict]:
     rows = []
     target = ExecuTorchTarget()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[current]}"), TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[current]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("lowering", total=len(specs), current="")
         for family, name, make_module, make_example, reference, default in specs:
             progress.update(task, current=name)
@@ -149,11 +215,21 @@ def lower_all(specs, folder: Path, console: Console) -> list[dict]:
             module, example = make_module().eval(), make_example()
             started = time.perf_counter()
             written = target.export_program(module, example, folder / f"{family}-{len(rows)}.pte")
-            rows.append({"family": family, "name": name, "reference": reference, "default": default,
-                         "params": sum(p.numel() for p in module.parameters()), "pte_bytes": written.bytes,
-                         "pte": str(written.path), "input": list(example.shape), "example": example,
-                         "delegated": round(written.delegation.fraction, 3),
-                         "lower_seconds": round(time.perf_counter() - started, 1)})
+            rows.append(
+                {
+                    "family": family,
+                    "name": name,
+                    "reference": reference,
+                    "default": default,
+                    "params": sum(p.numel() for p in module.parameters()),
+                    "pte_bytes": written.bytes,
+                    "pte": str(written.path),
+                    "input": list(example.shape),
+                    "example": example,
+                    "delegated": round(written.delegation.fraction, 3),
+                    "lower_seconds": round(time.perf_counter() - started, 1),
+                }
+            )
             del module
             progress.advance(task)
     return rows
@@ -171,8 +247,9 @@ def time_round_robin(rows: list[dict], warmup: int, rounds: int, console: Consol
         for _ in range(warmup):
             method.execute([row["example"]])
         row["runs_ms"] = []
-    with Progress(TextColumn("[bold]timing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as progress:
+    with Progress(
+        TextColumn("[bold]timing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
         task = progress.add_task("timing", total=rounds)
         for _ in range(rounds):
             for row, _, method in loaded:
@@ -193,9 +270,15 @@ def results_table(rows: list[dict]) -> Table:
         for row in [r for r in rows if r["family"] == family]:
             speedup = reference["latency_ms"] / row["latency_ms"]
             label = row["name"] + (" (default student)" if row["default"] else "")
-            table.add_row(f"{family}: {label}", "x".join(map(str, row["input"])), f"{row['params'] / 1e6:.2f}M",
-                          f"{row['pte_bytes'] / 1e6:.1f}", f"{row['latency_ms']:.2f}",
-                          "reference" if row["reference"] else f"{speedup:.1f}x", f"{100 * row['delegated']:.0f}%")
+            table.add_row(
+                f"{family}: {label}",
+                "x".join(map(str, row["input"])),
+                f"{row['params'] / 1e6:.2f}M",
+                f"{row['pte_bytes'] / 1e6:.1f}",
+                f"{row['latency_ms']:.2f}",
+                "reference" if row["reference"] else f"{speedup:.1f}x",
+                f"{100 * row['delegated']:.0f}%",
+            )
     return table
 
 
@@ -205,8 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=20, help="timed runs of every tower, interleaved")
     parser.add_argument("--out", default="runs/bench-students")
-    parser.add_argument("--small-references", action="store_true",
-                        help="the references' architectures at a fraction of their size (checks the script runs; ratios mean nothing)")
+    parser.add_argument(
+        "--small-references",
+        action="store_true",
+        help="the references' architectures at a fraction of their size (checks the script runs; ratios mean nothing)",
+    )
     args = parser.parse_args(argv)
     console = make_console()
     out = Path(args.out)
@@ -221,11 +307,18 @@ def main(argv: list[str] | None = None) -> int:
         speedup = reference["latency_ms"] / default["latency_ms"]
         verdicts[family] = speedup
         mark = "[green]meets" if speedup >= TARGET_SPEEDUP else "[red]misses"
-        console.print(f"{mark}[/] target: default {family} student {speedup:.1f}x faster than {reference['name']} "
-                      f"(target >= {TARGET_SPEEDUP:g}x)")
-    report = {"machine": machine_description(), **library_versions(), "warmup": args.warmup, "rounds": args.rounds,
-              "speedup_of_default_student": verdicts,
-              "towers": [{k: v for k, v in r.items() if k != "example"} for r in rows]}
+        console.print(
+            f"{mark}[/] target: default {family} student {speedup:.1f}x faster than {reference['name']} "
+            f"(target >= {TARGET_SPEEDUP:g}x)"
+        )
+    report = {
+        "machine": machine_description(),
+        **library_versions(),
+        "warmup": args.warmup,
+        "rounds": args.rounds,
+        "speedup_of_default_student": verdicts,
+        "towers": [{k: v for k, v in r.items() if k != "example"} for r in rows],
+    }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     console.print(f"report: {out / 'report.json'}")
     return 0

@@ -93,8 +93,14 @@ def stage1(make_distiller, run_dir: Path, device: torch.device) -> dict:
     report = distiller.fit("distill")
     wall = time.perf_counter() - started
     summary = report["stages"]["distill"]
-    return {"wall_s": wall, "step_s": summary["seconds"], "targets_s": timed.seconds, "steps": summary["steps"],
-            "samples": summary["samples"], "final_loss": summary["final_loss"]}
+    return {
+        "wall_s": wall,
+        "step_s": summary["seconds"],
+        "targets_s": timed.seconds,
+        "steps": summary["steps"],
+        "samples": summary["samples"],
+        "final_loss": summary["final_loss"],
+    }
 
 
 def random_open_clip(arch: str, folder: Path) -> Path:
@@ -117,8 +123,15 @@ def compare(label: str, teacher, data, student_config: dict, distill_options: di
     """Plain inference, cache build, stage 1 online and stage 1 from the cache, for one teacher."""
     device = torch.device(args.device)
     batch_size = distill_options["batch_size"]
-    options = dict(distill_options, epochs=args.epochs, seed=0, checkpoint_every=10**9, device=args.device,
-                   progress=False, console=Console(quiet=True))
+    options = dict(
+        distill_options,
+        epochs=args.epochs,
+        seed=0,
+        checkpoint_every=10**9,
+        device=args.device,
+        progress=False,
+        console=Console(quiet=True),
+    )
 
     def student():
         torch.manual_seed(0)
@@ -131,12 +144,18 @@ def compare(label: str, teacher, data, student_config: dict, distill_options: di
     build_cache(teacher, data, work / "cache", batch_size=batch_size, shard_size=256, progress=False)
     build_s = time.perf_counter() - started
     cache = TeacherCache(work / "cache")
-    online = stage1(lambda run: Distiller(teacher, student(), data=data, run_dir=run, **options), work / "online",
-                    device)
-    cached = stage1(lambda run: distiller_from_cache(cache, student(), data, teacher=teacher, run_dir=run, **options),
-                    work / "cached", device)
-    return {"teacher": label, "fingerprint": teacher.fingerprint, "plain_inference_s": inference_s,
-            "cache_build_s": build_s, "stage1_online": online, "stage1_cached": cached}
+    online = stage1(lambda run: Distiller(teacher, student(), data=data, run_dir=run, **options), work / "online", device)
+    cached = stage1(
+        lambda run: distiller_from_cache(cache, student(), data, teacher=teacher, run_dir=run, **options), work / "cached", device
+    )
+    return {
+        "teacher": label,
+        "fingerprint": teacher.fingerprint,
+        "plain_inference_s": inference_s,
+        "cache_build_s": build_s,
+        "stage1_online": online,
+        "stage1_cached": cached,
+    }
 
 
 def cache_ceiling(online: dict) -> float:
@@ -149,21 +168,40 @@ def add_rows(table: Table, result: dict, samples: int, epochs: int) -> None:
     online, cached = result["stage1_online"], result["stage1_cached"]
     inference_s, build_s = result["plain_inference_s"], result["cache_build_s"]
     name = result["teacher"]
-    table.add_row(name, "stage 1 epoch, fit wall (s)", f"{online['wall_s'] / epochs:.1f}",
-                  f"{cached['wall_s'] / epochs:.1f}", f"{online['wall_s'] / cached['wall_s']:.2f}x faster")
-    table.add_row("", "stage 1 epoch, train steps (s)", f"{online['step_s'] / epochs:.1f}",
-                  f"{cached['step_s'] / epochs:.1f}", f"{online['step_s'] / cached['step_s']:.2f}x faster")
-    table.add_row("", "stage 1 epoch, of which teacher targets (s)", f"{online['targets_s'] / epochs:.2f}",
-                  f"{cached['targets_s'] / epochs:.2f}",
-                  f"teacher: {online['targets_s'] / online['step_s']:.0%} of an online step")
-    table.add_row("", "the most any cache can give", "", "",
-                  f"{cache_ceiling(online):.2f}x faster")
+    table.add_row(
+        name,
+        "stage 1 epoch, fit wall (s)",
+        f"{online['wall_s'] / epochs:.1f}",
+        f"{cached['wall_s'] / epochs:.1f}",
+        f"{online['wall_s'] / cached['wall_s']:.2f}x faster",
+    )
+    table.add_row(
+        "",
+        "stage 1 epoch, train steps (s)",
+        f"{online['step_s'] / epochs:.1f}",
+        f"{cached['step_s'] / epochs:.1f}",
+        f"{online['step_s'] / cached['step_s']:.2f}x faster",
+    )
+    table.add_row(
+        "",
+        "stage 1 epoch, of which teacher targets (s)",
+        f"{online['targets_s'] / epochs:.2f}",
+        f"{cached['targets_s'] / epochs:.2f}",
+        f"teacher: {online['targets_s'] / online['step_s']:.0%} of an online step",
+    )
+    table.add_row("", "the most any cache can give", "", "", f"{cache_ceiling(online):.2f}x faster")
     table.add_row("", "stage 1 final loss", f"{online['final_loss']:.4f}", f"{cached['final_loss']:.4f}", "")
-    table.add_row("", "teacher pass: plain inference vs cache build (samples/s)", f"{samples / inference_s:.1f}",
-                  f"{samples / build_s:.1f}", f"build at {inference_s / build_s:.2f}x the plain rate")
+    table.add_row(
+        "",
+        "teacher pass: plain inference vs cache build (samples/s)",
+        f"{samples / inference_s:.1f}",
+        f"{samples / build_s:.1f}",
+        f"build at {inference_s / build_s:.2f}x the plain rate",
+    )
     saved = (online["wall_s"] - cached["wall_s"]) / epochs
-    table.add_row("", "epochs of stage 1 that repay the build", "", "",
-                  f"{build_s / saved:.2f}" if saved > 0 else "never", end_section=True)
+    table.add_row(
+        "", "epochs of stage 1 that repay the build", "", "", f"{build_s / saved:.2f}" if saved > 0 else "never", end_section=True
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,11 +211,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=1, help="stage-1 epochs for both runs (default 1)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu", help="teacher and student device: cpu (default) or cuda")
-    parser.add_argument("--open-clip", metavar="ARCH",
-                        help="also compare with a random-weight open_clip ARCH (e.g. ViT-B-16) as the teacher: "
-                             "a full-size teacher's cost, measured offline")
-    parser.add_argument("--demo-teacher", default="{}", metavar="JSON",
-                        help='demo teacher config overrides, e.g. {"width": 64} (default: the demo preset)')
+    parser.add_argument(
+        "--open-clip",
+        metavar="ARCH",
+        help="also compare with a random-weight open_clip ARCH (e.g. ViT-B-16) as the teacher: "
+        "a full-size teacher's cost, measured offline",
+    )
+    parser.add_argument(
+        "--demo-teacher",
+        default="{}",
+        metavar="JSON",
+        help='demo teacher config overrides, e.g. {"width": 64} (default: the demo preset)',
+    )
     parser.add_argument("--out", help="keep the caches, the runs and report.json here (default: a temp folder)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -198,26 +243,38 @@ def main(argv: list[str] | None = None) -> int:
     results = [compare("demo", teacher, data, student_config, distill_options, args, work / "demo")]
     if args.open_clip:
         folder = random_open_clip(args.open_clip, work / f"random-{args.open_clip}")
-        teacher = compress.load_teacher({"name": "open-clip", "location": str(folder), "languages": "en,zh",
-                                         "device": args.device})
+        teacher = compress.load_teacher(
+            {"name": "open-clip", "location": str(folder), "languages": "en,zh", "device": args.device}
+        )
         label = f"open-clip {args.open_clip}\n(random weights)"
         results.append(compare(label, teacher, data, student_config, distill_options, args, work / "open-clip"))
 
     image = student_config.get("image", {})
     student_name = f"{image.get('model', 'default')}@{image.get('image_size', 'default')} student"
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{torch.get_num_threads()} torch thread(s)"
-    table = Table(title=f"teacher cache vs online teacher: {args.samples} demo samples, batch "
-                        f"{distill_options['batch_size']}, demo preset ({student_name}), {args.epochs} stage-1 "
-                        f"epoch(s), {where}")
+    table = Table(
+        title=f"teacher cache vs online teacher: {args.samples} demo samples, batch "
+        f"{distill_options['batch_size']}, demo preset ({student_name}), {args.epochs} stage-1 "
+        f"epoch(s), {where}"
+    )
     for column in ("teacher", "measure", "online / plain", "with the cache", "ratio"):
         table.add_column(column, justify="left" if column in ("teacher", "measure") else "right")
     for result in results:
         add_rows(table, result, args.samples, args.epochs)
     console.print(table)
 
-    report = {"samples": args.samples, "student": student_config, "distill": distill_options, "epochs": args.epochs,
-              "device": args.device, "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.platform(),
-              "load_average": list(os.getloadavg()), "results": results}
+    report = {
+        "samples": args.samples,
+        "student": student_config,
+        "distill": distill_options,
+        "epochs": args.epochs,
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "machine": platform.platform(),
+        "load_average": list(os.getloadavg()),
+        "results": results,
+    }
     (work / "report.json").write_text(json.dumps(report, indent=2))
     console.print(f"raw numbers: {work / 'report.json'}")
     return 0

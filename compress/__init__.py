@@ -1,9 +1,9 @@
 """compress: distil bilingual (Chinese + English) CLIP models into small models that run on phones.
 
-    import compress
-    teacher = compress.load_teacher("demo")
-    student = compress.build_student()
-    compress.Distiller(teacher, student, data=compress.open_data("demo")).fit()
+import compress
+teacher = compress.load_teacher("demo")
+student = compress.build_student()
+compress.Distiller(teacher, student, data=compress.open_data("demo")).fit()
 """
 
 from compress.api import build_student, load_teacher, open_data

@@ -59,9 +59,7 @@ class ImageTextTeacher:
         self.embed_dim = (image or text).embed_dim
         self.languages = tuple(text.languages) if text is not None else ()
         self.model_id = f"{_model_id(image) if image else '-'}+{_model_id(text) if text else '-'}"
-        self.fingerprint = (
-            f"image-text(image={image.fingerprint if image else '-'};text={text.fingerprint if text else '-'})"
-        )
+        self.fingerprint = f"image-text(image={image.fingerprint if image else '-'};text={text.fingerprint if text else '-'})"
 
     @property
     def has_image_tower(self) -> bool:

@@ -17,7 +17,7 @@ AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """"auto" -> cuda when available, else cpu; None -> cpu; anything else as torch reads it."""
+    """ "auto" -> cuda when available, else cpu; None -> cpu; anything else as torch reads it."""
     if device is None:
         return torch.device("cpu")
     if str(device) == "auto":
@@ -32,7 +32,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """"fp32" on CPU; mixed precision (bf16 where supported, else fp16) on a GPU."""
+    """ "fp32" on CPU; mixed precision (bf16 where supported, else fp16) on a GPU."""
     if precision not in PRECISIONS:
         raise CompressError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if precision == "auto":

@@ -77,8 +77,9 @@ def write_text_atomically(path: str | Path, text: str) -> Path:
     return write_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
 
 
-def write_json_atomically(path: str | Path, value: Any, *, indent: int | None = 2,
-                          default: Callable[[Any], Any] | None = None) -> Path:
+def write_json_atomically(
+    path: str | Path, value: Any, *, indent: int | None = 2, default: Callable[[Any], Any] | None = None
+) -> Path:
     """`value` as UTF-8 JSON (non-ASCII kept as is) ending in a newline, written atomically."""
     return write_text_atomically(path, json.dumps(value, indent=indent, ensure_ascii=False, default=default) + "\n")
 

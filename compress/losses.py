@@ -96,8 +96,9 @@ class CosineFeatureLoss(FeatureLoss):
 class LearnableLogitScale(nn.Module):
     """CLIP's learnable inverse temperature: stored as a log, used as exp(log) clamped at `max_scale`."""
 
-    def __init__(self, init_temperature: float = CLIP_INIT_TEMPERATURE, max_scale: float = CLIP_MAX_LOGIT_SCALE,
-                 learnable: bool = True):
+    def __init__(
+        self, init_temperature: float = CLIP_INIT_TEMPERATURE, max_scale: float = CLIP_MAX_LOGIT_SCALE, learnable: bool = True
+    ):
         super().__init__()
         if init_temperature <= 0:
             raise CompressError(f"temperature must be > 0, got {init_temperature}")
@@ -124,8 +125,13 @@ class InfoNCELoss(LearnableLogitScale):
 
     kind = "pair"
 
-    def __init__(self, weight: float = 1.0, init_temperature: float = CLIP_INIT_TEMPERATURE,
-                 max_scale: float = CLIP_MAX_LOGIT_SCALE, learnable: bool = True):
+    def __init__(
+        self,
+        weight: float = 1.0,
+        init_temperature: float = CLIP_INIT_TEMPERATURE,
+        max_scale: float = CLIP_MAX_LOGIT_SCALE,
+        learnable: bool = True,
+    ):
         super().__init__(init_temperature, max_scale, learnable)
         self.weight = float(weight)
 
@@ -151,18 +157,28 @@ class AffinityMimicLoss(LearnableLogitScale):
 
     kind = "affinity"
 
-    def __init__(self, weight: float = 1.0, teacher_temperature: float = 0.01,
-                 init_temperature: float = CLIP_INIT_TEMPERATURE, max_scale: float = CLIP_MAX_LOGIT_SCALE,
-                 learnable: bool = True):
+    def __init__(
+        self,
+        weight: float = 1.0,
+        teacher_temperature: float = 0.01,
+        init_temperature: float = CLIP_INIT_TEMPERATURE,
+        max_scale: float = CLIP_MAX_LOGIT_SCALE,
+        learnable: bool = True,
+    ):
         super().__init__(init_temperature, max_scale, learnable)
         if teacher_temperature <= 0:
             raise CompressError(f"AffinityMimicLoss: teacher_temperature must be > 0, got {teacher_temperature}")
         self.weight = float(weight)
         self.teacher_temperature = float(teacher_temperature)
 
-    def forward(self, student_image: torch.Tensor, student_text: torch.Tensor,
-                teacher_image: torch.Tensor, teacher_text: torch.Tensor,
-                logit_scale: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        student_image: torch.Tensor,
+        student_text: torch.Tensor,
+        teacher_image: torch.Tensor,
+        teacher_text: torch.Tensor,
+        logit_scale: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         _check_pair(student_image, student_text, "AffinityMimicLoss (student)")
         _check_pair(teacher_image, teacher_text, "AffinityMimicLoss (teacher)")
         if student_image.shape[0] != teacher_image.shape[0]:

@@ -134,11 +134,11 @@ class Target(Protocol):
 
 LOSS_KINDS = {
     "feature": "forward(student [N, D], teacher [N, D]) -> scalar: one student tower against the teacher's "
-               "embeddings of the same inputs (stage 1, and feature terms of stage 2)",
+    "embeddings of the same inputs (stage 1, and feature terms of stage 2)",
     "pair": "forward(image [N, D], text [N, D]) -> scalar: the student's own image and text embeddings, "
-            "row i of each a positive pair (stage 2)",
+    "row i of each a positive pair (stage 2)",
     "affinity": "forward(student_image, student_text, teacher_image, teacher_text, logit_scale=None) -> scalar: "
-                "the student's image-text similarities against the teacher's (stage 2)",
+    "the student's image-text similarities against the teacher's (stage 2)",
 }
 
 
@@ -165,8 +165,10 @@ def loss_kind(loss_class, name: str) -> str:
     kind = getattr(loss_class, "kind", None)
     if kind not in LOSS_KINDS:
         where = f"{getattr(loss_class, '__module__', '?')}.{getattr(loss_class, '__qualname__', loss_class)!s}"
-        raise CompressError(f"loss {name!r} ({where}) declares kind {kind!r}; a loss class sets "
-                            f"kind = one of {', '.join(repr(k) for k in LOSS_KINDS)}")
+        raise CompressError(
+            f"loss {name!r} ({where}) declares kind {kind!r}; a loss class sets "
+            f"kind = one of {', '.join(repr(k) for k in LOSS_KINDS)}"
+        )
     return kind
 
 
@@ -206,8 +208,10 @@ def _languages(obj) -> tuple[str, ...] | None:
 
 def _refuse(what: str, obj, where: str, lacks: list[str]) -> None:
     if lacks:
-        raise CompressError(f"{where}: the {what} {type(obj).__name__} lacks {'; '.join(lacks)} (see the "
-                            f"{what.capitalize()} protocol in compress/protocols.py and the README)")
+        raise CompressError(
+            f"{where}: the {what} {type(obj).__name__} lacks {'; '.join(lacks)} (see the "
+            f"{what.capitalize()} protocol in compress/protocols.py and the README)"
+        )
 
 
 def _probe_width(obj, towers: dict[str, bool], languages: tuple[str, ...] | None, where: str) -> int:
@@ -218,8 +222,7 @@ def _probe_width(obj, towers: dict[str, bool], languages: tuple[str, ...] | None
         method, embedded = "encode_texts", obj.encode_texts(["a photo"], (languages or LANGUAGES)[0])
     shape = tuple(getattr(embedded, "shape", ()))
     if len(shape) != 2 or shape[0] != 1 or shape[1] < 1:
-        raise CompressError(f"{where}: {type(obj).__name__}.{method} on one input returned shape {shape}, "
-                            "not [1, embed_dim]")
+        raise CompressError(f"{where}: {type(obj).__name__}.{method} on one input returned shape {shape}, not [1, embed_dim]")
     return int(shape[1])
 
 
@@ -293,15 +296,25 @@ def check_teacher(teacher, where: str):
     _refuse("teacher", teacher, where, lacks)
     embed_dim = getattr(teacher, "embed_dim", None)
     name = getattr(teacher, "name", None)
-    complete = (isinstance(embed_dim, int) and embed_dim > 0 and isinstance(name, str) and name
-                and all(_declared_tower(teacher, tower) is not None for tower in TOWERS)
-                and (languages is not None or not towers["text"]))
+    complete = (
+        isinstance(embed_dim, int)
+        and embed_dim > 0
+        and isinstance(name, str)
+        and name
+        and all(_declared_tower(teacher, tower) is not None for tower in TOWERS)
+        and (languages is not None or not towers["text"])
+    )
     if complete:
         return teacher
     if not (isinstance(embed_dim, int) and embed_dim > 0):
         embed_dim = _probe_width(teacher, towers, languages, where)
-    return OwnTeacher(teacher, name=name if isinstance(name, str) and name else type(teacher).__name__,
-                      embed_dim=int(embed_dim), towers=towers, languages=languages or ())
+    return OwnTeacher(
+        teacher,
+        name=name if isinstance(name, str) and name else type(teacher).__name__,
+        embed_dim=int(embed_dim),
+        towers=towers,
+        languages=languages or (),
+    )
 
 
 def check_student(student, where: str):
@@ -319,8 +332,14 @@ def check_student(student, where: str):
         lacks.append("`embed_dim` (a positive int: the width of both towers' outputs)")
     if not _callable(student, "save_pretrained"):
         lacks.append("`save_pretrained(folder)`")
-    towers = {tower: (_declared_tower(student, tower) if _declared_tower(student, tower) is not None
-                      else isinstance(getattr(student, f"{tower}_tower", None), torch.nn.Module)) for tower in TOWERS}
+    towers = {
+        tower: (
+            _declared_tower(student, tower)
+            if _declared_tower(student, tower) is not None
+            else isinstance(getattr(student, f"{tower}_tower", None), torch.nn.Module)
+        )
+        for tower in TOWERS
+    }
     if not any(towers.values()):
         lacks.append("an `image_tower` or a `text_tower` module")
     for tower, step in (("image", "preprocess_images(images)"), ("text", "tokenize(texts)")):
@@ -335,7 +354,10 @@ def check_student(student, where: str):
 
 def check_encoder(encoder, where: str):
     """`encoder` when it can be evaluated zero-shot: `encode_images(images)` and `encode_texts(texts, lang)`."""
-    lacks = [f"`{method}`" for method in ("encode_images(images)", "encode_texts(texts, lang)")
-             if not _callable(encoder, method.split("(")[0])]
+    lacks = [
+        f"`{method}`"
+        for method in ("encode_images(images)", "encode_texts(texts, lang)")
+        if not _callable(encoder, method.split("(")[0])
+    ]
     _refuse("encoder", encoder, where, lacks)
     return encoder

@@ -175,8 +175,9 @@ def train_tokenizer(
         raise CompressError(f"tokenizer training failed for {out_path}: {exc}") from None
     tokenizer = SentencePieceTokenizer(buffer.getvalue(), source=str(out_path))
     if tokenizer.vocab_size < vocab_size:
-        log.info("tokenizer vocabulary is %d, below the requested %d: the corpus supports no more",
-                 tokenizer.vocab_size, vocab_size)
+        log.info(
+            "tokenizer vocabulary is %d, below the requested %d: the corpus supports no more", tokenizer.vocab_size, vocab_size
+        )
     tokenizer.save(out_path)
     return tokenizer
 

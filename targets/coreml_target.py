@@ -45,11 +45,19 @@ log = logging.getLogger(__name__)
 COMPRESSIONS = ("fp16", "int8", "palette6", "palette4")
 INPUT_KINDS = ("image", "tensor")
 # MIL ops that hold compressed weights, per compression mode.
-COMPRESSED_WEIGHT_OPS = {"int8": "constexpr_affine_dequantize", "palette6": "constexpr_lut_to_dense", "palette4": "constexpr_lut_to_dense"}
+COMPRESSED_WEIGHT_OPS = {
+    "int8": "constexpr_affine_dequantize",
+    "palette6": "constexpr_lut_to_dense",
+    "palette4": "constexpr_lut_to_dense",
+}
 DEPLOYMENT_TARGET = "iOS17"
 # A bundle's Core ML variants: (compression, file-name infix).
-BUNDLE_VARIANTS = {"fp16": ("fp16", ""), "int8-weights": ("int8", ".int8"), "palette6": ("palette6", ".palette6"),
-                   "palette4": ("palette4", ".palette4")}
+BUNDLE_VARIANTS = {
+    "fp16": ("fp16", ""),
+    "int8-weights": ("int8", ".int8"),
+    "palette6": ("palette6", ".palette6"),
+    "palette4": ("palette4", ".palette4"),
+}
 
 
 def _coremltools():
@@ -95,7 +103,11 @@ class CoreMLTarget:
         if input_kind == "image":
             if len(shape) != 4 or shape[:2] != (1, 3):
                 raise CompressError(f"a Core ML image input must be [1, 3, H, W], got {list(shape)}")
-            inputs = [ct.ImageType(name=input_name, shape=shape, scale=1.0 / 255.0, bias=[0.0, 0.0, 0.0], color_layout=ct.colorlayout.RGB)]
+            inputs = [
+                ct.ImageType(
+                    name=input_name, shape=shape, scale=1.0 / 255.0, bias=[0.0, 0.0, 0.0], color_layout=ct.colorlayout.RGB
+                )
+            ]
         elif example.dtype in (torch.int64, torch.int32):
             inputs = [ct.TensorType(name=input_name, shape=shape, dtype=np.int32)]
         else:
@@ -183,8 +195,16 @@ class CoreMLTarget:
             spec = {"name": "image", "kind": "image", "shape": list(job.example.shape), "dtype": "image"}
         else:
             spec = {"name": "input_ids", "kind": "tensor", "shape": list(job.example.shape), "dtype": "int32"}
-        return [{"target": self.name, "tower": job.tower, "precision": job.precision, "file": rel, "input": spec,
-                 "output": job.output_spec()}]
+        return [
+            {
+                "target": self.name,
+                "tower": job.tower,
+                "precision": job.precision,
+                "file": rel,
+                "input": spec,
+                "output": job.output_spec(),
+            }
+        ]
 
     def _converted(self, job: TowerExport):
         if self._conversion is not None and self._conversion[0] is job.module:

@@ -77,7 +77,7 @@ def _op_name(operator: str) -> str:
     name = operator
     for prefix in ("aten_", "dim_order_ops_", "quantized_decomposed_"):
         if name.startswith(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
             break
     for suffix in ("_default", "_tensor", "_scalar", "_self", "_dims", "_dim_int_list", "_int", "_dim"):
         if name.endswith(suffix):
@@ -209,8 +209,9 @@ class ExecuTorchTarget:
         if requested:
             unknown = [p for p in requested if p not in BUNDLE_PRECISIONS]
             if unknown:
-                raise CompressError(f"unknown ExecuTorch precision(s) {', '.join(unknown)}; "
-                                    f"precisions: {', '.join(BUNDLE_PRECISIONS)}")
+                raise CompressError(
+                    f"unknown ExecuTorch precision(s) {', '.join(unknown)}; precisions: {', '.join(BUNDLE_PRECISIONS)}"
+                )
             return list(dict.fromkeys(requested))
         return ["fp32", "int8"] if quantize == "int8" else ["fp32"]
 
@@ -227,15 +228,28 @@ class ExecuTorchTarget:
 
             scheme = job.scheme or DEFAULT_SCHEMES[job.tower]
         suffix = "" if job.precision == "fp32" else f".{job.precision}"
-        result = self.export_program(job.module, job.example, Path(folder) / f"{job.tower}_encoder{suffix}{self.suffix}",
-                                     quantize=scheme, calibration=list(job.calibration) or None)
+        result = self.export_program(
+            job.module,
+            job.example,
+            Path(folder) / f"{job.tower}_encoder{suffix}{self.suffix}",
+            quantize=scheme,
+            calibration=list(job.calibration) or None,
+        )
         delegation = result.delegation.to_dict()
         if scheme:
             delegation["scheme"] = scheme
         name, dtype = ("pixels", "float32") if job.tower == "image" else ("input_ids", "int64")
-        return [{"target": self.name, "tower": job.tower, "precision": job.precision, "file": result.path.name,
-                 "input": {"name": name, "kind": "tensor", "shape": list(job.example.shape), "dtype": dtype},
-                 "output": job.output_spec(), "delegation": delegation}]
+        return [
+            {
+                "target": self.name,
+                "tower": job.tower,
+                "precision": job.precision,
+                "file": result.path.name,
+                "input": {"name": name, "kind": "tensor", "shape": list(job.example.shape), "dtype": dtype},
+                "output": job.output_spec(),
+                "delegation": delegation,
+            }
+        ]
 
     def load(self, path: str | Path) -> PteModule:
         """The written program in this machine's ExecuTorch runtime."""
@@ -263,5 +277,7 @@ class PteModule:
         try:
             outputs = self._method.execute([value.contiguous()])
         except RuntimeError as exc:
-            raise CompressError(f"{self.path}: ExecuTorch failed to run it on a {list(value.shape)} {value.dtype} input ({exc})") from None
+            raise CompressError(
+                f"{self.path}: ExecuTorch failed to run it on a {list(value.shape)} {value.dtype} input ({exc})"
+            ) from None
         return outputs[0].clone()  # outputs live in the runtime's arena

@@ -149,9 +149,7 @@ class CheckpointTeacher:
                 raise CompressError(f"{self.name} teacher: text {index} is a {type(text).__name__}, not a str")
         if not texts:
             return torch.empty(0, self.embed_dim, device=self.device)
-        return torch.cat(
-            [normalise(self._embed_text_batch(list(batch), lang)) for batch in chunks(texts, self.batch_size)]
-        )
+        return torch.cat([normalise(self._embed_text_batch(list(batch), lang)) for batch in chunks(texts, self.batch_size)])
 
     @cached_property
     def weights_digest(self) -> str:
@@ -163,8 +161,7 @@ class CheckpointTeacher:
         """plugin | model id | weights sha256 | preprocessing version and digest. Keys the teacher cache."""
         preprocess = json_digest(self.preprocess)[:12]
         return (
-            f"{self.name}|{self.model_id}|weights=sha256:{self.weights_digest[:16]}"
-            f"|preprocess=v{PREPROCESS_VERSION}:{preprocess}"
+            f"{self.name}|{self.model_id}|weights=sha256:{self.weights_digest[:16]}|preprocess=v{PREPROCESS_VERSION}:{preprocess}"
         )
 
     def __repr__(self) -> str:

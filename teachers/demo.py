@@ -111,7 +111,11 @@ class DemoTeacher(CheckpointTeacher):
             preprocess={
                 "version": PREPROCESS_VERSION,
                 "image": {"size": config["image_size"], "resize": "bilinear", "range": [-1.0, 1.0]},
-                "text": {"tokenizer": "characters, NFKC, lower case", "alphabet": tokenizer.alphabet, "context_length": config["context_length"]},
+                "text": {
+                    "tokenizer": "characters, NFKC, lower case",
+                    "alphabet": tokenizer.alphabet,
+                    "context_length": config["context_length"],
+                },
             },
         )
 
@@ -139,7 +143,12 @@ def save_demo_teacher(model: DemoCLIP, tokenizer: CharTokenizer, config: dict, s
         "config_hash": config_hash(config),
         "config": config,
         "alphabet": tokenizer.alphabet,
-        "preprocessing": {"image_size": config["image_size"], "resize": "bilinear to square", "mean": [0.5] * 3, "std": [0.5] * 3},
+        "preprocessing": {
+            "image_size": config["image_size"],
+            "resize": "bilinear to square",
+            "mean": [0.5] * 3,
+            "std": [0.5] * 3,
+        },
         "weights_sha256": file_sha256(folder / WEIGHTS_FILE),
         "training": summary,
     }
@@ -182,7 +191,9 @@ def read_demo_teacher(folder: Path, device: str = "cpu") -> DemoTeacher:
     return DemoTeacher(model, tokenizer, config, folder, record.get("training", {}), device=device)
 
 
-def load_demo_teacher(location: str | Path | None = None, progress: bool = True, device: str = "cpu", **config_overrides) -> DemoTeacher:
+def load_demo_teacher(
+    location: str | Path | None = None, progress: bool = True, device: str = "cpu", **config_overrides
+) -> DemoTeacher:
     """The demo teacher: trained on first use, then read from the cache (or from `location`).
 
     `location` is a folder to load a saved demo teacher from, or to train and save one into when it

@@ -120,14 +120,18 @@ def train_demo_clip(config: dict, tokenizer: CharTokenizer, progress: bool = Tru
         optimizer,
         [
             torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=warmup),
-            torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config["steps"] - warmup), eta_min=config["lr"] * 0.01),
+            torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=max(1, config["steps"] - warmup), eta_min=config["lr"] * 0.01
+            ),
         ],
         milestones=[warmup],
     )
     losses: list[float] = []
     start = time.perf_counter()
     with _progress(progress) as bar:
-        task = bar.add_task("training demo teacher", total=config["steps"], rate=0.0, loss=float("nan"), temperature=config["init_temperature"])
+        task = bar.add_task(
+            "training demo teacher", total=config["steps"], rate=0.0, loss=float("nan"), temperature=config["init_temperature"]
+        )
         for step in range(config["steps"]):
             batch = training_batch(world, step, config)
             image_features = model.encode_pixels(preprocess(batch.images).to(device))
@@ -148,7 +152,13 @@ def train_demo_clip(config: dict, tokenizer: CharTokenizer, progress: bool = Tru
                 model.logit_scale.clamp_(max=float(np.log(MAX_LOGIT_SCALE)))
             losses.append(loss.item())
             elapsed = time.perf_counter() - start
-            bar.update(task, advance=1, rate=(step + 1) / elapsed, loss=losses[-1], temperature=float(1.0 / model.logit_scale.detach().exp()))
+            bar.update(
+                task,
+                advance=1,
+                rate=(step + 1) / elapsed,
+                loss=losses[-1],
+                temperature=float(1.0 / model.logit_scale.detach().exp()),
+            )
     seconds = time.perf_counter() - start
     tail = losses[-min(20, len(losses)) :]
     summary = {

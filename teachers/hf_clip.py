@@ -45,20 +45,26 @@ class HFClipFamily:
 
 FAMILIES = {
     "altclip": HFClipFamily(
-        name="altclip", model_class="AltCLIPModel", processor_class="AltCLIPProcessor",
+        name="altclip",
+        model_class="AltCLIPModel",
+        processor_class="AltCLIPProcessor",
         default_model="BAAI/AltCLIP",
         # AltCLIP's XLM-R text tower was aligned on Chinese and English; CLIP's 77-token context.
-        languages=("zh", "en"), max_length=77,
+        languages=("zh", "en"),
+        max_length=77,
         summary="AltCLIP image and text towers (zh, en; default BAAI/AltCLIP), the DC-CLIP paper's teacher.",
     ),
     "chinese-clip": HFClipFamily(
-        name="chinese-clip", model_class="ChineseCLIPModel", processor_class="ChineseCLIPProcessor",
+        name="chinese-clip",
+        model_class="ChineseCLIPModel",
+        processor_class="ChineseCLIPProcessor",
         default_model="OFA-Sys/chinese-clip-vit-base-patch16",
         # Chinese-CLIP was trained on Chinese captions with a text context of 52 tokens.
-        languages=("zh",), max_length=52,
+        languages=("zh",),
+        max_length=52,
         summary="Chinese-CLIP image and text towers (zh; default OFA-Sys/chinese-clip-vit-base-patch16).",
         notes="It serves Chinese only by default: its BERT vocabulary also tokenizes English, but it was not "
-              "trained on English captions; pass languages=['zh', 'en'] to use it for English anyway.",
+        "trained on English captions; pass languages=['zh', 'en'] to use it for English anyway.",
     ),
 }
 
@@ -104,9 +110,7 @@ class HFClipTeacher(CheckpointTeacher):
         return projected(self.model.get_image_features(pixel_values=pixels))
 
     def _embed_text_batch(self, texts: list[str], lang: str) -> torch.Tensor:
-        tokens = self.processor.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
+        tokens = self.processor.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         return projected(self.model.get_text_features(**tokens.to(self.device)))
 
 
@@ -130,14 +134,22 @@ def load_hf_clip_teacher(
     source = resolve_source(family.name, location, family.default_model)
     served = parse_languages(family.name, languages if languages is not None else family.languages)
     target = resolve_device(device)
-    options = hub_options(source, revision=revision, local_files_only=local_files_only,
-                          trust_remote_code=trust_remote_code, cache_dir=cache_dir)
+    options = hub_options(
+        source, revision=revision, local_files_only=local_files_only, trust_remote_code=trust_remote_code, cache_dir=cache_dir
+    )
     model = load_pretrained(getattr(transformers, family.model_class), source, options, resolve_dtype(dtype))
     with loading(source):
         processor = getattr(transformers, family.processor_class).from_pretrained(source.location, **options)
-    return HFClipTeacher(name=family.name, source=source, model=model, processor=processor, languages=served,
-                         device=target, batch_size=batch_size,
-                         max_length=max_length if max_length is not None else family.max_length)
+    return HFClipTeacher(
+        name=family.name,
+        source=source,
+        model=model,
+        processor=processor,
+        languages=served,
+        device=target,
+        batch_size=batch_size,
+        max_length=max_length if max_length is not None else family.max_length,
+    )
 
 
 def _loader(family: HFClipFamily) -> Callable[..., HFClipTeacher]:

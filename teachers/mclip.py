@@ -96,8 +96,7 @@ def _linear(source: Source, weight: torch.Tensor, bias: torch.Tensor | None, hid
     if weight.ndim != 2 or weight.shape[1] != hidden or (bias is not None and bias.shape != weight.shape[:1]):
         got = f"weight {tuple(weight.shape)}" + (f", bias {tuple(bias.shape)}" if bias is not None else "")
         raise CompressError(
-            f"{NAME} teacher {source.describe()}: the projection ({got}) does not take the encoder's "
-            f"hidden size {hidden}"
+            f"{NAME} teacher {source.describe()}: the projection ({got}) does not take the encoder's hidden size {hidden}"
         )
     projection = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
     with torch.no_grad():
@@ -152,15 +151,11 @@ def _load_mclip_layout(
 
     base = base_model or config.get("modelBase")
     if not base:
-        raise CompressError(
-            f"{NAME} teacher {source.describe()}: M-CLIP config.json names no modelBase; pass base_model="
-        )
+        raise CompressError(f"{NAME} teacher {source.describe()}: M-CLIP config.json names no modelBase; pass base_model=")
     base_source = _base_source(str(base))
     try:
         with loading(base_source):
-            base_config = AutoConfig.from_pretrained(
-                base_source.location, **hub_options(base_source, **_hub_only(options))
-            )
+            base_config = AutoConfig.from_pretrained(base_source.location, **hub_options(base_source, **_hub_only(options)))
     except CompressError as exc:
         raise CompressError(
             f"{NAME} teacher {source.describe()}: could not read the config of its base encoder {base!r} "

@@ -116,8 +116,7 @@ def resolve_open_clip(location: str | Path | None, pretrained: str | None) -> tu
         if looks_like_path(text):
             raise CompressError(f"{NAME} teacher: no such folder {text}")
         raise CompressError(
-            f"{NAME} teacher: {arch!r} is not an open_clip architecture (see open_clip.list_models()), "
-            f"a folder, or an hf-hub: id"
+            f"{NAME} teacher: {arch!r} is not an open_clip architecture (see open_clip.list_models()), a folder, or an hf-hub: id"
         )
     if tag and pretrained and tag != pretrained:
         raise CompressError(f"{NAME} teacher: {text!r} names tag {tag!r} but pretrained={pretrained!r}")

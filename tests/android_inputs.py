@@ -16,18 +16,53 @@ from compress.demo_world import open_demo
 
 ADVERSARIAL = {
     "en": [
-        "", " ", "   ", "  leading spaces", "trailing spaces   ", "tab\tinside", "new\nline and\r\nreturn",
-        "ALL CAPS and lower case", "<s> control </s> <pad> <unk> pieces", "<0x41> looks like a byte piece",
-        "emoji 🐱🐶🚀✨", "a flamingo 🦩 and a family 👨‍👩‍👧", "digits 0123456789 and 3.14159",
-        "punctuation !?.,;:'\"()[]{}<>/\\|@#$%^&*_+=~`", "non\u00a0breaking\u2009thin spaces",
-        "combining e\u0301 and precomposed é café", "Ελληνικά, русский и English", "العربية من اليمين",
-        "zero\u200bwidth\ufeffjoiners", "a very long caption " * 12, "x", "A", "red", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "",
+        " ",
+        "   ",
+        "  leading spaces",
+        "trailing spaces   ",
+        "tab\tinside",
+        "new\nline and\r\nreturn",
+        "ALL CAPS and lower case",
+        "<s> control </s> <pad> <unk> pieces",
+        "<0x41> looks like a byte piece",
+        "emoji 🐱🐶🚀✨",
+        "a flamingo 🦩 and a family 👨‍👩‍👧",
+        "digits 0123456789 and 3.14159",
+        "punctuation !?.,;:'\"()[]{}<>/\\|@#$%^&*_+=~`",
+        "non\u00a0breaking\u2009thin spaces",
+        "combining e\u0301 and precomposed é café",
+        "Ελληνικά, русский и English",
+        "العربية من اليمين",
+        "zero\u200bwidth\ufeffjoiners",
+        "a very long caption " * 12,
+        "x",
+        "A",
+        "red",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
     ],
     "zh": [
-        "", "\u3000全角空格", "一只猫", "罕见字：龘靐齉", "猫🐱和狗🐶", "中文English混合mixed", "２０２６年全角数字１２３",
-        "繁體中文與簡體中文", "标点：，。！？【】《》「」", "一个红色的大圆形在左边，" * 8, "日本語のテキスト",
-        "한국어 텍스트", "表情符号👍🏽🇨🇳", "换行\n和\t制表符", " 前面有空格", "后面有空格 ", "〇一二三四五六七八九十",
-        "龍鳳呈祥", "𠀀𠀁 扩展B区", "圆", "红色的三角形 and a blue square",
+        "",
+        "\u3000全角空格",
+        "一只猫",
+        "罕见字：龘靐齉",
+        "猫🐱和狗🐶",
+        "中文English混合mixed",
+        "２０２６年全角数字１２３",
+        "繁體中文與簡體中文",
+        "标点：，。！？【】《》「」",
+        "一个红色的大圆形在左边，" * 8,
+        "日本語のテキスト",
+        "한국어 텍스트",
+        "表情符号👍🏽🇨🇳",
+        "换行\n和\t制表符",
+        " 前面有空格",
+        "后面有空格 ",
+        "〇一二三四五六七八九十",
+        "龍鳳呈祥",
+        "𠀀𠀁 扩展B区",
+        "圆",
+        "红色的三角形 and a blue square",
     ],
 }
 
@@ -56,7 +91,20 @@ def _pattern(width: int, height: int, seed: int) -> np.ndarray:
     return np.where(rng.random((height, width, 1)) < 0.25, noise, rgb).astype(np.uint8)
 
 
-SIZES = [(64, 64), (1, 1), (3, 300), (300, 3), (17, 23), (65, 64), (127, 64), (640, 480), (480, 640), (1000, 999), (100, 31), (129, 257)]
+SIZES = [
+    (64, 64),
+    (1, 1),
+    (3, 300),
+    (300, 3),
+    (17, 23),
+    (65, 64),
+    (127, 64),
+    (640, 480),
+    (480, 640),
+    (1000, 999),
+    (100, 31),
+    (129, 257),
+]
 
 
 def write_pictures(folder: Path) -> list[dict]:

@@ -50,8 +50,12 @@ def run_tool(classpath: str, mode: str, bundle: Path, request: dict, folder: Pat
     folder.mkdir(parents=True, exist_ok=True)
     request_path = folder / f"{mode}-request.json"
     request_path.write_text(json.dumps(request, ensure_ascii=False), encoding="utf-8")
-    done = subprocess.run(["java", "-cp", classpath, TOOL, mode, str(bundle), str(request_path), str(out)],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        ["java", "-cp", classpath, TOOL, mode, str(bundle), str(request_path), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, f"PrepareInputs {mode} failed:\n{done.stderr}"
 
 

@@ -41,6 +41,7 @@ def noise_webp(size: int = 24, seed: int = 0) -> bytes:
 
 # ---- images in every mode, and what their pixels must be after conversion ----
 
+
 def rgb_png() -> bytes:
     return encode(Image.new("RGB", (4, 3), (10, 20, 30)), "PNG")
 
@@ -147,6 +148,7 @@ def assert_pixels(image: Image.Image, name: str) -> None:
 
 # ---- images that must be skipped when accessed ----
 
+
 def broken_png_data() -> bytes:
     data = bytearray(noise_png(32))
     start = data.index(b"IDAT") + 40
@@ -193,6 +195,7 @@ BAD_IMAGES = {
 
 
 # ---- manifests and shards ----
+
 
 def write_manifest(path: Path, records: list) -> Path:
     """One line per record: a dict is written as JSON, a str as the raw line."""

@@ -95,7 +95,10 @@ class TinyStudent(nn.Module):
         self.embed_dim = embed_dim
         self.languages = ("en", "zh")
         self.image_tower = nn.Sequential(
-            nn.Flatten(), nn.Linear(3 * IMAGE_SIZE * IMAGE_SIZE, hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Flatten(),
+            nn.Linear(3 * IMAGE_SIZE * IMAGE_SIZE, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
             nn.Linear(hidden, embed_dim),
         )
         self.text_tower = _BagOfCharacters(embed_dim, hidden, dropout)
@@ -189,7 +192,6 @@ def make_student(seed: int = 0, **options) -> TinyStudent:
     return TinyStudent(**options)
 
 
-
 RESUME_STEPS_PER_RUN = 16  # 24 samples / batch 6 = 4 steps per epoch, 2 epochs per stage, 2 stages
 
 
@@ -199,10 +201,19 @@ def resume_distiller(run_dir, data=None, student_seed: int = 0, **options):
     from compress.distill import Distiller
 
     return Distiller(
-        RandomTeacher(embed_dim=24), make_student(seed=student_seed, embed_dim=16),
-        data=data if data is not None else ColourPairs(24), run_dir=run_dir,
-        batch_size=6, epochs=2, lr=1e-2, warmup_steps=2, checkpoint_every=3,
-        stage2_losses={"infonce": 1.0, "affinity": 0.5}, progress=False, seed=7, **options,
+        RandomTeacher(embed_dim=24),
+        make_student(seed=student_seed, embed_dim=16),
+        data=data if data is not None else ColourPairs(24),
+        run_dir=run_dir,
+        batch_size=6,
+        epochs=2,
+        lr=1e-2,
+        warmup_steps=2,
+        checkpoint_every=3,
+        stage2_losses={"infonce": 1.0, "affinity": 0.5},
+        progress=False,
+        seed=7,
+        **options,
     )
 
 
@@ -217,8 +228,16 @@ def ddp_distiller(run_dir, **options):
 
     options.setdefault("data", ColourPairs(24))
     return Distiller(
-        RandomTeacher(embed_dim=24), make_student(seed=0, embed_dim=16, dropout=0.0),
-        run_dir=run_dir, batch_size=5, epochs=2, lr=1e-2, warmup_steps=2,
-        checkpoint_every=4, stage2_losses={"infonce": 1.0, "affinity": 0.5, "feature": 0.5}, progress=False,
-        seed=7, **options,
+        RandomTeacher(embed_dim=24),
+        make_student(seed=0, embed_dim=16, dropout=0.0),
+        run_dir=run_dir,
+        batch_size=5,
+        epochs=2,
+        lr=1e-2,
+        warmup_steps=2,
+        checkpoint_every=4,
+        stage2_losses={"infonce": 1.0, "affinity": 0.5, "feature": 0.5},
+        progress=False,
+        seed=7,
+        **options,
     )

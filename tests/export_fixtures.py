@@ -34,9 +34,14 @@ class SmallConvTower(nn.Module):
         super().__init__()
         self.image_size = image_size
         self.features = nn.Sequential(
-            nn.Conv2d(3, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Conv2d(3, width, 3, stride=2, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.projection = nn.Linear(2 * width, embed_dim)
 
@@ -62,8 +67,12 @@ def build_tiny_student(tokenizer_path: Path):
 
     torch.manual_seed(0)
     student = build_bilingual_student(
-        {"embed_dim": EMBED_DIM, "image": {"model": "mobilevitv2_050", "image_size": IMAGE_SIZE},
-         "text": TINY_TEXT, "tokenizer": str(tokenizer_path)}
+        {
+            "embed_dim": EMBED_DIM,
+            "image": {"model": "mobilevitv2_050", "image_size": IMAGE_SIZE},
+            "text": TINY_TEXT,
+            "tokenizer": str(tokenizer_path),
+        }
     )
     return student.eval()
 
@@ -102,11 +111,27 @@ def shared_bundle(tmp_path_factory) -> tuple[Path, Path, str]:
     output = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(output):
         patch.setattr(export_command, "build_student", lambda folder: with_small_image_tower(build_student(folder)))
-        code = cli.main([
-            "export", "--checkpoint", str(run_dir), "--out", str(bundle), "--targets", "executorch,coreml",
-            "--quantize", "int8", "--labels", ",".join(LABEL_SETS), "--calibration-count", "8",
-            "--parity-count", "8", "--zero-shot-count", "16",
-        ])
+        code = cli.main(
+            [
+                "export",
+                "--checkpoint",
+                str(run_dir),
+                "--out",
+                str(bundle),
+                "--targets",
+                "executorch,coreml",
+                "--quantize",
+                "int8",
+                "--labels",
+                ",".join(LABEL_SETS),
+                "--calibration-count",
+                "8",
+                "--parity-count",
+                "8",
+                "--zero-shot-count",
+                "16",
+            ]
+        )
     assert code == 0, output.getvalue()
     log.write_text(output.getvalue(), encoding="utf-8")
     return bundle, run_dir, output.getvalue()

@@ -11,8 +11,16 @@ import compress.recipes.dc_clip as dc_clip
 from compress.cli import main
 from compress.distill.trainer import Distiller
 
-TINY_TEACHER = {"name": "demo", "steps": 4, "batch_size": 16, "width": 8, "text_width": 32,
-                "text_layers": 1, "text_heads": 2, "embed_dim": 32}
+TINY_TEACHER = {
+    "name": "demo",
+    "steps": 4,
+    "batch_size": 16,
+    "width": 8,
+    "text_width": 32,
+    "text_layers": 1,
+    "text_heads": 2,
+    "embed_dim": 32,
+}
 
 
 def tiny_config(tmp_path, teacher) -> dict:
@@ -23,11 +31,19 @@ def tiny_config(tmp_path, teacher) -> dict:
         "data": {"name": "demo", "location": "train", "size": 32},
         "val_data": {"name": "demo", "location": "val", "size": 8},
         "tokenizer": {"vocab_size": 1000, "model_type": "unigram"},
-        "student": {"family": "bilingual", "embed_dim": 24,
-                    "text": {"layers": 1, "hidden": 32, "heads": 2, "ffn": 64, "max_length": 16}},
-        "distill": {"stage1_loss": "smooth_l1", "stage2_losses": {"infonce": 1.0, "feature": 1.0},
-                    "lr": {"distill": 2e-3, "align": 5e-4}, "batch_size": 8,
-                    "steps": {"distill": 3, "align": 2}, "checkpoint_every": 2},
+        "student": {
+            "family": "bilingual",
+            "embed_dim": 24,
+            "text": {"layers": 1, "hidden": 32, "heads": 2, "ffn": 64, "max_length": 16},
+        },
+        "distill": {
+            "stage1_loss": "smooth_l1",
+            "stage2_losses": {"infonce": 1.0, "feature": 1.0},
+            "lr": {"distill": 2e-3, "align": 5e-4},
+            "batch_size": 8,
+            "steps": {"distill": 3, "align": 2},
+            "checkpoint_every": 2,
+        },
         "eval": {"languages": ["en", "zh"], "demo_tasks": ["color"], "demo_count": 16, "datasets": []},
     }
 

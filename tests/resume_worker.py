@@ -1,6 +1,6 @@
 """Runs the resume tests' training in its own process, slowly enough to be killed part-way.
 
-    python tests/resume_worker.py RUN_DIR SECONDS_PER_SAMPLE
+python tests/resume_worker.py RUN_DIR SECONDS_PER_SAMPLE
 """
 
 import sys

@@ -19,7 +19,6 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from android_inputs import demo_images, texts_per_language, write_pictures
 from android_jvm import ROOT, core_classpath, prepared_inputs, run_junit, run_tool
 from export_fixtures import shared_bundle
@@ -101,11 +100,12 @@ def test_kotlin_inputs_through_the_pte_match_the_python_client(bundle, classpath
 
     # classification: the core's top-1 (its pixels, the .pte, its classifier) against the client's, per label set
     embeddings = tmp_path / "demo_embeddings.f32"
-    kotlin_image[len(pictures):].astype("<f4").tofile(embeddings)
+    kotlin_image[len(pictures) :].astype("<f4").tofile(embeddings)
     label_sets = [{"set": entry["set"], "lang": entry["lang"]} for entry in manifest["labels"]]
     ranked_file = tmp_path / "classified.json"
-    run_tool(classpath, "classify", bundle, {"embeddings": embeddings.name, "label_sets": label_sets, "top": 5},
-             tmp_path, ranked_file)
+    run_tool(
+        classpath, "classify", bundle, {"embeddings": embeddings.name, "label_sets": label_sets, "top": 5}, tmp_path, ranked_file
+    )
     ranked = json.loads(ranked_file.read_text(encoding="utf-8"))
     agreement = {}
     for entry in label_sets:
@@ -125,10 +125,14 @@ def test_kotlin_inputs_through_the_pte_match_the_python_client(bundle, classpath
         "worst_image_cosine": float(image_cosine.min()),
         "top1_agreement": agreement,
         "bundle_bytes": sum(entry["bytes"] for entry in manifest["files"]),
-        "executorch_model_bytes": {m["file"]: _listed_bytes(manifest, m["file"]) for m in manifest["models"] if m["target"] == "executorch"},
+        "executorch_model_bytes": {
+            m["file"]: _listed_bytes(manifest, m["file"]) for m in manifest["models"] if m["target"] == "executorch"
+        },
     }
     (bundle.parent / "android_end_to_end.json").write_text(json.dumps(figures, ensure_ascii=False, indent=1), encoding="utf-8")
-    print("\nAndroid core end to end: " + json.dumps({k: v for k, v in figures.items() if k != "picture_kinds"}, ensure_ascii=False))
+    print(
+        "\nAndroid core end to end: " + json.dumps({k: v for k, v in figures.items() if k != "picture_kinds"}, ensure_ascii=False)
+    )
     assert min(agreement.values()) == 1.0, agreement
     assert all(len(items) >= 50 for items in texts.values())
 
@@ -157,8 +161,21 @@ def test_tampered_bundles_are_refused_by_the_core_and_the_client(bundle, classpa
         request = {"texts": [{"text": "a photo", "lang": "en"}]}
         request_path = tmp_path / f"{folder.name}.json"
         request_path.write_text(json.dumps(request), encoding="utf-8")
-        done = subprocess.run(["java", "-cp", classpath, "dev.compress.core.tools.PrepareInputs", "prepare", str(folder),
-                               str(request_path), str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [
+                "java",
+                "-cp",
+                classpath,
+                "dev.compress.core.tools.PrepareInputs",
+                "prepare",
+                str(folder),
+                str(request_path),
+                str(tmp_path / "out"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 2 and word in done.stderr, (name, done.stderr)
         with pytest.raises(client_module.BundleClientError, match=re.escape(word)):
             client_module.BundleClient(folder)

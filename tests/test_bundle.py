@@ -61,10 +61,24 @@ def test_export_writes_every_file_with_a_valid_manifest(bundle, exported):
     manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
     validate_manifest(manifest)
     names = {entry["path"] for entry in manifest["files"]}
-    for name in ("tokenizer.model", "tokenizer.json", "image_encoder.pte", "text_encoder.pte", "image_encoder.int8.pte",
-                 "text_encoder.int8.pte", "golden.json", "golden/image_0.png", "golden/image_0.pixels.f32", "golden/image_1.png",
-                 "golden/image_1.pixels.f32", "export_report.json",
-                 "labels/demo-shape.en.json", "labels/demo-shape.zh.json", "labels/demo-color.en.json", "labels/demo-color.zh.json"):
+    for name in (
+        "tokenizer.model",
+        "tokenizer.json",
+        "image_encoder.pte",
+        "text_encoder.pte",
+        "image_encoder.int8.pte",
+        "text_encoder.int8.pte",
+        "golden.json",
+        "golden/image_0.png",
+        "golden/image_0.pixels.f32",
+        "golden/image_1.png",
+        "golden/image_1.pixels.f32",
+        "export_report.json",
+        "labels/demo-shape.en.json",
+        "labels/demo-shape.zh.json",
+        "labels/demo-color.en.json",
+        "labels/demo-color.zh.json",
+    ):
         assert name in names, name
     for package in ("image_encoder", "image_encoder.int8", "text_encoder", "text_encoder.int8"):
         inside = [n for n in names if n.startswith(f"{package}.mlpackage/")]
@@ -76,7 +90,8 @@ def test_export_writes_every_file_with_a_valid_manifest(bundle, exported):
     assert manifest["schema_version"] == 2 and manifest["text"]["tokenizer_json"] == "tokenizer.json"
     models = {(m["target"], m["tower"], m["precision"]) for m in manifest["models"]}
     assert models == {("executorch", t, p) for t in ("image", "text") for p in ("fp32", "int8")} | {
-        ("coreml", t, p) for t in ("image", "text") for p in ("fp16", "int8-weights")}
+        ("coreml", t, p) for t in ("image", "text") for p in ("fp16", "int8-weights")
+    }
     for model in manifest["models"]:
         if model["target"] == "executorch":
             assert model["delegation"]["subgraphs"] >= 1 and model["delegation"]["heavy_ops_outside"] == []
@@ -139,7 +154,10 @@ def test_bundle_preprocessing_follows_the_student_on_odd_pictures(student):
     for size in ((97, 64), (64, 150), (200, 200)):
         picture = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).convert("RGB")
         ours = torch.from_numpy(image_input(picture, rule))
-        mean, std = torch.tensor(student.preprocessing.mean).view(1, 3, 1, 1), torch.tensor(student.preprocessing.std).view(1, 3, 1, 1)
+        mean, std = (
+            torch.tensor(student.preprocessing.mean).view(1, 3, 1, 1),
+            torch.tensor(student.preprocessing.std).view(1, 3, 1, 1),
+        )
         theirs = student.preprocess_images([picture]) * std + mean  # back to [0, 1]
         assert ours.shape == theirs.shape == (1, 3, 64, 64)
         assert (ours - theirs).abs().mean() < 0.02  # Pillow and torchvision antialias slightly differently
@@ -167,18 +185,28 @@ def test_compress_eval_command_scores_a_bundle_as_the_student_scores(bundle, stu
     eager = evaluate_models({"student": student}, [demo_task_set("shape", count=24)], ["en", "zh"])
     for lang in ("en", "zh"):
         # the fp32 programs match eager to 1e-4, so at most a near-tie may flip
-        assert abs(data["results"][name]["demo-shape"][lang]["top1"] - eager.value("student", "demo-shape", lang, "top1")) <= 1 / 24
+        assert (
+            abs(data["results"][name]["demo-shape"][lang]["top1"] - eager.value("student", "demo-shape", lang, "top1")) <= 1 / 24
+        )
     assert (out / "demo-shape.en.png").is_file()
 
 
 def test_predict_command_prints_the_top_classes(bundle, tmp_path, capsys):
     picture = tmp_path / "picture.png"
     task_samples("shape", count=1)[0][0].save(picture)
-    assert cli.main(["predict", "--bundle", str(bundle), "--image", str(picture), "--labels", "demo-shape", "--lang", "zh", "--top", "3"]) == 0
+    assert (
+        cli.main(
+            ["predict", "--bundle", str(bundle), "--image", str(picture), "--labels", "demo-shape", "--lang", "zh", "--top", "3"]
+        )
+        == 0
+    )
     table = capsys.readouterr().out
     zh_names = load_bundle(bundle).labels("demo-shape", "zh")["classnames"]
     assert sum(name in table for name in zh_names) == 3 and "probability" in table
-    assert cli.main(["predict", "--bundle", str(bundle), "--image", str(picture), "--labels", "demo-color", "--json", "--top", "20"]) == 0
+    assert (
+        cli.main(["predict", "--bundle", str(bundle), "--image", str(picture), "--labels", "demo-color", "--json", "--top", "20"])
+        == 0
+    )
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 8 and [r["rank"] for r in rows] == list(range(1, 9))
     assert sum(r["probability"] for r in rows) == pytest.approx(1.0, abs=1e-5)
@@ -190,6 +218,7 @@ def test_predict_command_prints_the_top_classes(bundle, tmp_path, capsys):
 
 
 # Refusals: each names the file and the problem.
+
 
 def test_missing_file_is_refused(copy_of, capsys):
     (copy_of / "labels" / "demo-color.zh.json").unlink()
@@ -279,9 +308,15 @@ def test_invalid_manifest_is_refused(copy_of, edit, message):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda g: g["images"][0].update(pixels="../elsewhere.f32"), r"golden\.json: images\[0\]\.pixels '\.\./elsewhere\.f32' climbs out"),
+        (
+            lambda g: g["images"][0].update(pixels="../elsewhere.f32"),
+            r"golden\.json: images\[0\]\.pixels '\.\./elsewhere\.f32' climbs out",
+        ),
         (lambda g: g["images"][1].update(file="/tmp/x.png"), r"golden\.json: images\[1\]\.file '/tmp/x\.png' is absolute"),
-        (lambda g: g["images"][1].update(file="golden/other.png"), r"images\[1\]\.file golden/other\.png is not in the file list"),
+        (
+            lambda g: g["images"][1].update(file="golden/other.png"),
+            r"images\[1\]\.file golden/other\.png is not in the file list",
+        ),
         (lambda g: g.update(version=1), r"golden\.json: not a compress-golden file of version 2"),
     ],
 )
@@ -357,14 +392,18 @@ def test_export_defaults_live_in_the_settings_module():
     args = parser.parse_args(["export", "--checkpoint", "c", "--out", "o"])
     assert args.targets == ",".join(settings.DEFAULT_TARGETS) and args.labels == ",".join(settings.DEFAULT_LABEL_SETS)
     assert (args.parity_count, args.zero_shot_count, args.calibration_count) == (
-        settings.DEFAULT_PARITY_COUNT, settings.DEFAULT_ZERO_SHOT_COUNT, settings.DEFAULT_CALIBRATION_COUNT)
+        settings.DEFAULT_PARITY_COUNT,
+        settings.DEFAULT_ZERO_SHOT_COUNT,
+        settings.DEFAULT_CALIBRATION_COUNT,
+    )
     assert (args.parity_data, args.calibration) == (settings.DEFAULT_PARITY_DATA, settings.DEFAULT_CALIBRATION_DATA)
     default = ExportSettings()
     assert default.targets == settings.DEFAULT_TARGETS and default.scale == settings.DEFAULT_LOGIT_SCALE
 
 
 def test_the_bundle_package_takes_no_defaults_from_the_demo_world_or_evaluation():
-    """Only label-set resolution may name the demo world (it is the demo's label source); evaluation only for class-name catalogs."""
+    """Only label-set resolution may name the demo world (it is the demo's label source); evaluation only for
+    class-name catalogs."""
     import ast
     from pathlib import Path
 

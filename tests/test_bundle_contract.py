@@ -21,11 +21,42 @@ from compress.bundle.tokenizer_json import tokenizer_json, write_tokenizer_json
 from compress.errors import CompressError
 
 ADVERSARIAL = [
-    "", " ", "  ", "   ", "\t", "\n", "a  b", "  leading", "trailing  ", " both ", "tab\there", "new\nline\r\n",
-    "🙂", "🐱🐶🚀✨ emoji 🙂!", "👨‍👩‍👧 family (ZWJ)", "龘靐齉 unseen CJK", "罕见的字：龘", "0123456789", "3.14159 and 2026-12-01",
-    "x1y2z3", "Mixed 中文 and English 混合", "一个 red 圆形 and 两个 blue squares", "ａｂｃ full width", "é composed, e\u0301 combining",
-    "Ünïcödé ñ ß", "русский текст", "عربى", "▁literal▁marker", "x▁▁y", "UPPER lower MiXeD", "a" * 300, "一" * 120,
-    "punctuation!?.,;:'\"()[]{}", "\u200b zero width", "\u3000ideographic space", "emoji at end 🙂",
+    "",
+    " ",
+    "  ",
+    "   ",
+    "\t",
+    "\n",
+    "a  b",
+    "  leading",
+    "trailing  ",
+    " both ",
+    "tab\there",
+    "new\nline\r\n",
+    "🙂",
+    "🐱🐶🚀✨ emoji 🙂!",
+    "👨‍👩‍👧 family (ZWJ)",
+    "龘靐齉 unseen CJK",
+    "罕见的字：龘",
+    "0123456789",
+    "3.14159 and 2026-12-01",
+    "x1y2z3",
+    "Mixed 中文 and English 混合",
+    "一个 red 圆形 and 两个 blue squares",
+    "ａｂｃ full width",
+    "é composed, e\u0301 combining",
+    "Ünïcödé ñ ß",
+    "русский текст",
+    "عربى",
+    "▁literal▁marker",
+    "x▁▁y",
+    "UPPER lower MiXeD",
+    "a" * 300,
+    "一" * 120,
+    "punctuation!?.,;:'\"()[]{}",
+    "\u200b zero width",
+    "\u3000ideographic space",
+    "emoji at end 🙂",
 ]
 # Hugging Face's Unigram matches the literal text of a control or byte piece as that piece, where
 # SentencePiece spells it out; documented in compress.bundle.tokenizer_json and docs/bundle-format.md.
@@ -80,10 +111,19 @@ def test_tokenizer_json_gives_apps_every_piece_type(tokenizer_files):
 def test_tokenizer_json_refuses_a_model_it_cannot_express(tmp_path):
     captions = demo_captions(200)
     path = tmp_path / "nfkc.model"
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(captions), model_prefix=str(path.with_suffix("")), vocab_size=200,
-                                   byte_fallback=False, minloglevel=2, num_threads=1)
-    with pytest.raises(CompressError, match=r"nfkc\.model: cannot be written as tokenizer\.json: its normalisation rule is "
-                                            r"'nmt_nfkc'.*removes extra whitespace.*no byte fallback"):
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(captions),
+        model_prefix=str(path.with_suffix("")),
+        vocab_size=200,
+        byte_fallback=False,
+        minloglevel=2,
+        num_threads=1,
+    )
+    with pytest.raises(
+        CompressError,
+        match=r"nfkc\.model: cannot be written as tokenizer\.json: its normalisation rule is "
+        r"'nmt_nfkc'.*removes extra whitespace.*no byte fallback",
+    ):
         tokenizer_json(path.read_bytes(), str(path))
     with pytest.raises(CompressError, match="not a SentencePiece model"):
         tokenizer_json(b"not a model", "broken.model")
@@ -113,7 +153,9 @@ def test_golden_v2_holds_what_the_apps_check(bundle):
     assert len(texts) >= 10 and {t["lang"] for t in texts} == {"en", "zh"}
     by_text = {t["text"]: t for t in texts}
     assert "" in by_text and by_text[""]["ids"][:3] == [2, 3, 0]
-    assert any(any("\u4e00" <= c <= "\u9fff" for c in t) and any(c.isascii() and c.isalpha() for c in t) for t in by_text)  # mixed
+    assert any(
+        any("\u4e00" <= c <= "\u9fff" for c in t) and any(c.isascii() and c.isalpha() for c in t) for t in by_text
+    )  # mixed
     assert any(any(c.isdigit() for c in t) for t in by_text) and any(any(ord(c) > 0x1F000 for c in t) for t in by_text)
     sp = spm.SentencePieceProcessor(model_file=str(bundle / "tokenizer.model"))
     assert any(len(sp.encode(t)) > manifest["text"]["max_length"] for t in by_text)  # one is truncated
@@ -126,7 +168,9 @@ def test_golden_v2_holds_what_the_apps_check(bundle):
     for image in golden["images"]:
         pixels = np.fromfile(bundle / image["pixels"], dtype="<f4")
         assert image["input_shape"] == [1, 3, size, size] and pixels.size == 3 * size * size
-        assert np.array_equal(pixels.reshape(image["input_shape"]), image_input(Image.open(bundle / image["file"]), manifest["image"]))
+        assert np.array_equal(
+            pixels.reshape(image["input_shape"]), image_input(Image.open(bundle / image["file"]), manifest["image"])
+        )
         assert set(image["top5"]) == {f"{s}.{lang}" for s in LABEL_SETS for lang in ("en", "zh")}
         for key, top in image["top5"].items():
             labels = json.loads((bundle / f"labels/{key}.json").read_text(encoding="utf-8"))
@@ -148,8 +192,11 @@ def test_embedding_space_is_the_documented_digest(bundle):
         inside = {p: d for p, d in listed.items() if p.startswith(file + "/")}
         return hashlib.sha256(json.dumps(inside, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
-    identity = {"embed_dim": manifest["embed_dim"], "image": manifest["image"],
-                "image_models": {m["file"]: digest(m["file"]) for m in manifest["models"] if m["tower"] == "image"}}
+    identity = {
+        "embed_dim": manifest["embed_dim"],
+        "image": manifest["image"],
+        "image_models": {m["file"]: digest(m["file"]) for m in manifest["models"] if m["tower"] == "image"},
+    }
     expected = hashlib.sha256(json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     assert manifest["embedding_space"] == expected == embedding_space(manifest)
     assert load_bundle(bundle).manifest["embedding_space"] == expected

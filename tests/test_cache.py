@@ -35,8 +35,9 @@ from compress.distill import Distiller, TeacherTargets
 from compress.errors import CompressError
 from teachers.demo import load_demo_teacher
 
-TINY_TEACHER = dict(steps=3, batch_size=8, width=8, embed_dim=16, text_width=16, text_layers=1, text_heads=2,
-                    image_size=32, context_length=48)
+TINY_TEACHER = dict(
+    steps=3, batch_size=8, width=8, embed_dim=16, text_width=16, text_layers=1, text_heads=2, image_size=32, context_length=48
+)
 IMAGE_SIZE = 32
 SIZE = 64
 PLAN = dict(batch_size=16, shard_size=16, augmentation="crop-flip", views=2, seed=3)  # 4 shards, 2 views each
@@ -254,8 +255,14 @@ def test_every_mismatch_is_refused_with_a_message_naming_it(teacher, plain, augm
 
 def test_the_distiller_trains_from_the_cache_as_it_would_from_the_teacher(teacher, augmented, tmp_path):
     options = dict(batch_size=16, lr=1e-2, epochs=3, seed=0, checkpoint_every=1000, progress=False)
-    cached_run = distiller_from_cache(augmented, make_student(embed_dim=16), demo(), run_dir=tmp_path / "cached",
-                                      augmentation={"name": "crop-flip", "views": 2, "seed": 3}, **options)
+    cached_run = distiller_from_cache(
+        augmented,
+        make_student(embed_dim=16),
+        demo(),
+        run_dir=tmp_path / "cached",
+        augmentation={"name": "crop-flip", "views": 2, "seed": 3},
+        **options,
+    )
     assert cached_run.teacher.fingerprint == teacher.fingerprint  # a stand-in: the teacher is never called
     report = cached_run.fit("distill")
     losses = report["epoch_losses"]["distill"]
@@ -264,21 +271,40 @@ def test_the_distiller_trains_from_the_cache_as_it_would_from_the_teacher(teache
 
     # The same run against the online teacher on the same views starts from the same loss.
     views = CachedViewDataset(demo(), TeacherCache(augmented))
-    online = Distiller(teacher, make_student(embed_dim=16), data=views, run_dir=tmp_path / "online",
-                       **{**options, "epochs": 1, "steps": 2})
+    online = Distiller(
+        teacher, make_student(embed_dim=16), data=views, run_dir=tmp_path / "online", **{**options, "epochs": 1, "steps": 2}
+    )
     online_log = online.fit("distill")["loss_log"]
     assert online_log[0]["loss"] == pytest.approx(report["loss_log"][0]["loss"], rel=1e-2)
     other_teacher = load_demo_teacher(tmp_path / "other", progress=False, **{**TINY_TEACHER, "steps": 1})
     with pytest.raises(CompressError, match="not by the given teacher"):
-        distiller_from_cache(augmented, make_student(embed_dim=16), demo(), run_dir=tmp_path / "x",
-                             teacher=other_teacher, **options)
+        distiller_from_cache(
+            augmented, make_student(embed_dim=16), demo(), run_dir=tmp_path / "x", teacher=other_teacher, **options
+        )
 
 
 def test_cli_builds_a_cache_and_reports_bad_data_in_one_line(teacher_dir, tmp_path, capsys):
     out = tmp_path / "cli-cache"
     data = json.dumps({"name": "demo", "location": "train", "size": 12, "image_size": IMAGE_SIZE})
-    args = ["cache", "build", "--teacher", f"demo:{teacher_dir}", "--data", data, "--out", str(out),
-            "--batch-size", "4", "--shard-size", "5", "--augment", "randaug-lite", "--views", "2", "--no-progress"]
+    args = [
+        "cache",
+        "build",
+        "--teacher",
+        f"demo:{teacher_dir}",
+        "--data",
+        data,
+        "--out",
+        str(out),
+        "--batch-size",
+        "4",
+        "--shard-size",
+        "5",
+        "--augment",
+        "randaug-lite",
+        "--views",
+        "2",
+        "--no-progress",
+    ]
     assert cli_main(args) == 0
     assert "complete:" in capsys.readouterr().out
     cache = TeacherCache(out)
@@ -289,8 +315,9 @@ def test_cli_builds_a_cache_and_reports_bad_data_in_one_line(teacher_dir, tmp_pa
     assert "randaug-lite x2" in capsys.readouterr().out
 
     missing = tmp_path / "nowhere" / "pairs.jsonl"
-    code = cli_main(["cache", "build", "--teacher", f"demo:{teacher_dir}", "--data", str(missing), "--out",
-                     str(tmp_path / "bad")])
+    code = cli_main(
+        ["cache", "build", "--teacher", f"demo:{teacher_dir}", "--data", str(missing), "--out", str(tmp_path / "bad")]
+    )
     err = capsys.readouterr().err.strip()
     assert code != 0 and len(err.splitlines()) == 1
     assert err.startswith("compress cache: error:") and str(missing) in err

@@ -95,7 +95,13 @@ def test_known_orders():
     assert cifar.classnames("zh") == ["飞机", "汽车", "鸟", "猫", "鹿", "狗", "青蛙", "马", "船", "卡车"]
     assert catalog.get_builtin("cifar-100").classnames("en")[:3] == ["apple", "aquarium fish", "baby"]
     assert catalog.get_builtin("fer-2013").classnames("en") == [
-        "angry", "disgusted", "fearful", "happy", "sad", "surprised", "neutral"
+        "angry",
+        "disgusted",
+        "fearful",
+        "happy",
+        "sad",
+        "surprised",
+        "neutral",
     ]
     assert catalog.get_builtin("hateful-memes").classnames("en") == ["meme", "hatespeech meme"]  # positive is 1
 

@@ -66,11 +66,18 @@ def test_unknown_teacher_lists_the_available_ones(cli, tmp_path):
 
 def test_missing_data_path(cli, tmp_path):
     missing = tmp_path / "absent.jsonl"
-    result = cli("recipe", "dc_clip", "--data", str(missing), "--runs-dir", str(tmp_path),
-                     "--set", "teacher=no-such-teacher")
+    result = cli("recipe", "dc_clip", "--data", str(missing), "--runs-dir", str(tmp_path), "--set", "teacher=no-such-teacher")
     assert_one_line_error(result, "no-such-teacher")  # the teacher is checked first
-    result = cli("recipe", "dc_clip", "--data", str(missing), "--runs-dir", str(tmp_path),
-                     "--set", "teacher={name: demo, steps: 1, batch_size: 8}")
+    result = cli(
+        "recipe",
+        "dc_clip",
+        "--data",
+        str(missing),
+        "--runs-dir",
+        str(tmp_path),
+        "--set",
+        "teacher={name: demo, steps: 1, batch_size: 8}",
+    )
     assert_one_line_error(result, "absent.jsonl")
 
 
@@ -101,7 +108,9 @@ def test_traceback_flag_lets_the_error_through(tmp_path):
 
 def test_building_the_command_line_imports_no_torch():
     """`compress --help` and every command's parser stay fast: heavy libraries load when a command runs."""
-    code = ("import sys; from compress.cli import build_parser; build_parser(); "
-            "print(sorted(m for m in ('torch', 'timm', 'transformers', 'executorch', 'coremltools') if m in sys.modules))")
+    code = (
+        "import sys; from compress.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('torch', 'timm', 'transformers', 'executorch', 'coremltools') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -67,7 +67,19 @@ def test_client_imports_nothing_from_compress():
             imported |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add((node.module or "").split(".")[0])
-    assert imported <= {"__future__", "argparse", "hashlib", "json", "sys", "pathlib", "numpy", "sentencepiece", "torch", "executorch", "PIL"}
+    assert imported <= {
+        "__future__",
+        "argparse",
+        "hashlib",
+        "json",
+        "sys",
+        "pathlib",
+        "numpy",
+        "sentencepiece",
+        "torch",
+        "executorch",
+        "PIL",
+    }
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
@@ -166,7 +178,9 @@ def test_golden_check_catches_other_pixels(exported, client_module, tmp_path):
     pixels[100] += 2.0 / 255.0  # beyond the 1/255 a resampler's rounding may cost
     pixels.astype("<f4").tofile(copy / "golden" / "image_1.pixels.f32")
     problems = client_module.BundleClient(copy, verify=False).check_golden()
-    assert any(re.match(r"pixels of golden/image_1\.png differ from golden/image_1\.pixels\.f32 by up to 0\.0078", p) for p in problems)
+    assert any(
+        re.match(r"pixels of golden/image_1\.png differ from golden/image_1\.pixels\.f32 by up to 0\.0078", p) for p in problems
+    )
 
 
 def _tamper_flip(folder: Path) -> None:
@@ -185,6 +199,7 @@ def _manifest_edit(edit):
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         edit(manifest)
         (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
     return tamper
 
 
@@ -200,8 +215,14 @@ def _tamper_link_out(folder: Path) -> None:
     [
         (_tamper_flip, r"text_encoder\.pte: altered"),
         (_tamper_extra, r"golden/extra\.bin: not listed in manifest\.json"),
-        (_manifest_edit(lambda m: m["labels"][0].update(file="../labels/x.json")), r"labels\[0\]\.file '\.\./labels/x\.json' climbs out"),
-        (_manifest_edit(lambda m: m["text"].update(tokenizer_json="/tmp/tokenizer.json")), r"text\.tokenizer_json '/tmp/tokenizer\.json' is absolute"),
+        (
+            _manifest_edit(lambda m: m["labels"][0].update(file="../labels/x.json")),
+            r"labels\[0\]\.file '\.\./labels/x\.json' climbs out",
+        ),
+        (
+            _manifest_edit(lambda m: m["text"].update(tokenizer_json="/tmp/tokenizer.json")),
+            r"text\.tokenizer_json '/tmp/tokenizer\.json' is absolute",
+        ),
         (_manifest_edit(lambda m: m["models"][0].update(file="a\\b.pte")), r"models\[0\]\.file 'a\\\\b\.pte' holds a backslash"),
         (_manifest_edit(lambda m: m.update(schema_version=1)), r"schema_version 1 is not one this client reads \(2\)"),
         (_manifest_edit(lambda m: m.update(schema_version=7)), r"schema_version 7 is not one this client reads"),

@@ -86,9 +86,7 @@ def test_truncated_images_are_not_loaded_leniently():
 # ---------------------------------------------------------------- manifests
 
 GOOD_LANGS = {name: ("en" if i % 2 == 0 else "zh") for i, name in enumerate(sorted(GOOD_IMAGES))}
-MANIFEST_OPEN_SKIPS = Counter(
-    missing_file=1, empty_file=1, empty_caption=2, unknown_language=1, bad_manifest_line=4
-)
+MANIFEST_OPEN_SKIPS = Counter(missing_file=1, empty_file=1, empty_caption=2, unknown_language=1, bad_manifest_line=4)
 MANIFEST_ACCESS_SKIPS = Counter(reason for _, _, reason in BAD_IMAGES.values())
 
 
@@ -191,8 +189,10 @@ MANIFEST_RAISE_CASES = {
     "unknown_language": (one_line("ok.png", lang="de"), {"ok.png": noise_png()}, "unknown_language", "ok.png", True),
     "bad_manifest_line": (["{not json"], {}, "bad_manifest_line", "m.jsonl:1", True),
     "missing_key": ([{"caption": "c", "lang": "en"}], {}, "bad_manifest_line", "m.jsonl:1", True),
-    **{name: (one_line(f"img{suffix}"), {f"img{suffix}": builder()}, reason, f"img{suffix}", False)
-       for name, (builder, suffix, reason) in BAD_IMAGES.items()},
+    **{
+        name: (one_line(f"img{suffix}"), {f"img{suffix}": builder()}, reason, f"img{suffix}", False)
+        for name, (builder, suffix, reason) in BAD_IMAGES.items()
+    },
 }
 
 
@@ -243,29 +243,46 @@ def test_manifest_digest_is_stable_and_follows_edits(tmp_path):
 # ---------------------------------------------------------------- shards
 
 GOOD_SHARD = [  # 000.tar: four samples, one per caption convention
-    ("a.jpg", noise_jpeg(seed=1)), ("a.json", caption_json("a noisy photo", "en")),
-    ("b.png", noise_png(seed=2)), ("b.txt", "一张噪声图片".encode()), ("b.lang", b"zh\n"),
-    ("c.webp", noise_webp(seed=3)), ("c.json", caption_json("webp 图片", "zh")), ("c.cls", b"7"),
-    ("sub/d.png", rgba_png()), ("sub/d.json", caption_json("transparent pixels", "en")),
+    ("a.jpg", noise_jpeg(seed=1)),
+    ("a.json", caption_json("a noisy photo", "en")),
+    ("b.png", noise_png(seed=2)),
+    ("b.txt", "一张噪声图片".encode()),
+    ("b.lang", b"zh\n"),
+    ("c.webp", noise_webp(seed=3)),
+    ("c.json", caption_json("webp 图片", "zh")),
+    ("c.cls", b"7"),
+    ("sub/d.png", rgba_png()),
+    ("sub/d.json", caption_json("transparent pixels", "en")),
 ]
 BAD_SHARD = [  # 001.tar: every bad case a shard can have
     ("nocap.jpg", noise_jpeg(seed=4)),
     ("noimage.json", caption_json("a caption without a picture")),
-    ("vector.svg", BAD_IMAGES["svg"][0]()), ("vector.json", caption_json("a drawing")),
-    ("blank.png", noise_png(seed=5)), ("blank.json", caption_json("   ")),
-    ("french.png", noise_png(seed=6)), ("french.json", caption_json("une image", "fr")),
-    ("nolang.png", noise_png(seed=7)), ("nolang.txt", b"a caption with no language"),
-    ("badjson.png", noise_png(seed=8)), ("badjson.json", b"{caption: oops"),
-    ("zero.jpg", b""), ("zero.json", caption_json("zero bytes")),
-    ("broken.png", BAD_IMAGES["broken_png"][0]()), ("broken.json", caption_json("broken data")),
-    ("cut.jpg", BAD_IMAGES["truncated_jpeg"][0]()), ("cut.json", caption_json("cut short")),
-    ("text.jpg", BAD_IMAGES["text_as_jpeg"][0]()), ("text.json", caption_json("text, not an image")),
+    ("vector.svg", BAD_IMAGES["svg"][0]()),
+    ("vector.json", caption_json("a drawing")),
+    ("blank.png", noise_png(seed=5)),
+    ("blank.json", caption_json("   ")),
+    ("french.png", noise_png(seed=6)),
+    ("french.json", caption_json("une image", "fr")),
+    ("nolang.png", noise_png(seed=7)),
+    ("nolang.txt", b"a caption with no language"),
+    ("badjson.png", noise_png(seed=8)),
+    ("badjson.json", b"{caption: oops"),
+    ("zero.jpg", b""),
+    ("zero.json", caption_json("zero bytes")),
+    ("broken.png", BAD_IMAGES["broken_png"][0]()),
+    ("broken.json", caption_json("broken data")),
+    ("cut.jpg", BAD_IMAGES["truncated_jpeg"][0]()),
+    ("cut.json", caption_json("cut short")),
+    ("text.jpg", BAD_IMAGES["text_as_jpeg"][0]()),
+    ("text.json", caption_json("text, not an image")),
 ]
 MORE_SHARD = [  # 002.tar
-    ("e.png", sixteen_bit_png()), ("e.json", caption_json("sixteen bits", "zh")),
+    ("e.png", sixteen_bit_png()),
+    ("e.json", caption_json("sixteen bits", "zh")),
 ]
-SHARD_OPEN_SKIPS = Counter(missing_caption=1, missing_file=1, unsupported_format=1, empty_caption=1,
-                           unknown_language=2, bad_metadata=1, empty_file=1)
+SHARD_OPEN_SKIPS = Counter(
+    missing_caption=1, missing_file=1, unsupported_format=1, empty_caption=1, unknown_language=2, bad_metadata=1, empty_file=1
+)
 SHARD_ACCESS_SKIPS = Counter(corrupt_image=1, truncated_image=1, unsupported_format=1)
 SHARD_SAMPLES = 4 + 3 + 1  # 000.tar, the three in 001.tar that fail only when decoded, 002.tar
 
@@ -320,7 +337,11 @@ def test_every_shard_spec_form_gives_the_same_dataset(tmp_path, monkeypatch):
     reference = open_dataset(shards)  # the folder
     monkeypatch.chdir(tmp_path)
     forms = [
-        "shards", "shards/{000..002}.tar", "shards/{000,001,002}.tar", "shards/*.tar", "shards:shards/0*.tar",
+        "shards",
+        "shards/{000..002}.tar",
+        "shards/{000,001,002}.tar",
+        "shards/*.tar",
+        "shards:shards/0*.tar",
         [shards / "000.tar", "shards/001.tar", "shards/002.tar"],
         {"name": "shards", "location": "shards/{000..002}.tar"},
     ]
@@ -370,9 +391,14 @@ def test_damaged_shards_are_counted_and_keep_what_is_readable(tmp_path):
     folder = tmp_path / "shards"
     folder.mkdir()
     (folder / "000.tar").write_bytes(b"definitely not a tar archive " * 40)
-    members = [("a.json", caption_json("first")), ("a.png", noise_png(64, seed=1)),
-               ("b.json", caption_json("second")), ("b.png", noise_png(64, seed=2)),
-               ("c.json", caption_json("third")), ("c.png", noise_png(64, seed=3))]
+    members = [
+        ("a.json", caption_json("first")),
+        ("a.png", noise_png(64, seed=1)),
+        ("b.json", caption_json("second")),
+        ("b.png", noise_png(64, seed=2)),
+        ("c.json", caption_json("third")),
+        ("c.png", noise_png(64, seed=3)),
+    ]
     whole = write_shard(folder / "whole.tar", members).read_bytes()
     with tarfile.open(folder / "whole.tar") as tar:
         offsets = {m.name: (m.offset, m.offset_data, m.size) for m in tar.getmembers()}
@@ -403,8 +429,11 @@ SHARD_RAISE_CASES = {
     "unknown_language": ([("k.png", noise_png()), ("k.json", caption_json("c", "ja"))], "unknown_language", "k.png", True),
     "bad_metadata": ([("k.png", noise_png()), ("k.json", b"[1, 2")], "bad_metadata", "k.json", True),
     "empty_file": ([("k.png", b""), ("k.json", caption_json("c"))], "empty_file", "k.png", True),
-    **{name: ([(f"k{suffix}", builder()), ("k.json", caption_json("c"))], reason, f"k{suffix}", False)
-       for name, (builder, suffix, reason) in BAD_IMAGES.items() if suffix in (".png", ".jpg", ".webp")},
+    **{
+        name: ([(f"k{suffix}", builder()), ("k.json", caption_json("c"))], reason, f"k{suffix}", False)
+        for name, (builder, suffix, reason) in BAD_IMAGES.items()
+        if suffix in (".png", ".jpg", ".webp")
+    },
 }
 
 
@@ -429,6 +458,7 @@ def test_datasets_pickle_for_worker_processes(tmp_path):
 
 
 # ---------------------------------------------------------------- open_dataset
+
 
 def test_open_dataset_refuses_what_it_cannot_open(tmp_path):
     with pytest.raises(CompressError, match="nowhere.jsonl: no such file"):
@@ -496,6 +526,7 @@ def test_the_demo_world_mixes_with_files(tmp_path):
 
 # ---------------------------------------------------------------- loading and skip statistics
 
+
 def test_collate_drops_skipped_samples():
     image = Image.new("RGB", (1, 1))
     samples = [Sample(image, "a", "en", "1"), None, Sample(image, "b", "zh", "2"), None]
@@ -508,12 +539,15 @@ def test_skip_summary_line_and_report_dict(tmp_path):
     (tmp_path / "ok.png").write_bytes(noise_png())
     for name in ("a.png", "b.png"):
         (tmp_path / name).write_bytes(BAD_IMAGES["broken_png"][0]())
-    manifest = write_manifest(tmp_path / "m.jsonl", [
-        {"image": "a.png", "caption": "a", "lang": "en"},
-        {"image": "ok.png", "caption": "", "lang": "en"},
-        {"image": "b.png", "caption": "b", "lang": "zh"},
-        {"image": "ok.png", "caption": "ok", "lang": "zh"},
-    ])
+    manifest = write_manifest(
+        tmp_path / "m.jsonl",
+        [
+            {"image": "a.png", "caption": "a", "lang": "en"},
+            {"image": "ok.png", "caption": "", "lang": "en"},
+            {"image": "b.png", "caption": "b", "lang": "zh"},
+            {"image": "ok.png", "caption": "ok", "lang": "zh"},
+        ],
+    )
     ds = open_dataset(manifest)
     assert SkipStats.of(ds).summary() == "skipped: 1 (empty_caption 1)"
     [ds[i] for i in range(len(ds))]
@@ -529,8 +563,9 @@ def test_skips_found_in_worker_processes_reach_the_training_process(tmp_path):
     stats = SkipStats.of(ds)
     seen = []
     for epoch in range(2):
-        loader = DataLoader(ds, batch_size=3, sampler=EpochSampler(len(ds), seed=1, epoch=epoch),
-                            collate_fn=collate_samples, num_workers=2)
+        loader = DataLoader(
+            ds, batch_size=3, sampler=EpochSampler(len(ds), seed=1, epoch=epoch), collate_fn=collate_samples, num_workers=2
+        )
         for batch in loader:
             stats.add_batch(batch)
             seen.extend(sample.key for sample in batch)
@@ -542,6 +577,7 @@ def test_skips_found_in_worker_processes_reach_the_training_process(tmp_path):
 
 
 # ---------------------------------------------------------------- sampling
+
 
 def test_epoch_order_is_a_seeded_permutation():
     order = epoch_order(50, seed=7, epoch=0)

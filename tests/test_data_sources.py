@@ -134,8 +134,24 @@ def test_a_third_party_sources_task_is_evaluated_and_becomes_a_label_set(swatche
 
     monkeypatch.setattr(compress.api, "load_model", lambda spec: ColourEncoder())
     out = tmp_path / "eval"
-    assert main(["eval", "--model", "colours", "--dataset", "swatches:colour", "--retrieval", "swatches",
-                 "--limit", "4", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                "colours",
+                "--dataset",
+                "swatches:colour",
+                "--retrieval",
+                "swatches",
+                "--limit",
+                "4",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "eval.json").read_text(encoding="utf-8"))["results"]["colours"]
     assert results["swatches-colour"]["en"]["top1"] == results["swatches-colour"]["zh"]["top1"] == pytest.approx(1.0)
     assert set(results["swatches-retrieval"]) == {"en", "zh"}

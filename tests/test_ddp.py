@@ -49,8 +49,10 @@ def test_one_rank_takes_the_single_process_batches():
         def __getitem__(self, index):
             return Sample(image=None, caption=str(index), lang="en", key=str(index))
 
-    alone = [([s.caption for s in b.samples], b.consumed) for b in RankBatchStream(Numbers(), 5, seed=3, epoch=1, start=5,
-                                                                                    world=World())]
+    alone = [
+        ([s.caption for s in b.samples], b.consumed)
+        for b in RankBatchStream(Numbers(), 5, seed=3, epoch=1, start=5, world=World())
+    ]
     single = [([s.caption for s in b.samples], b.consumed) for b in BatchStream(Numbers(), 5, seed=3, epoch=1, start=5)]
     assert alone == single and [consumed for _, consumed in alone] == [5, 5, 5, 4]
 
@@ -59,8 +61,21 @@ def torchrun(run_dir, out, *options) -> subprocess.CompletedProcess:
     """tests/ddp_worker.py as two gloo CPU ranks under torchrun."""
     out.mkdir(exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-               "--master-port", str(free_port()), str(HERE / "ddp_worker.py"), str(run_dir), str(out), *options]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        str(HERE / "ddp_worker.py"),
+        str(run_dir),
+        str(out),
+        *options,
+    ]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -73,8 +88,10 @@ def single_process(tmp_path_factory):
     return run, report, {k: v.clone() for k, v in distiller.trainable.state_dict().items()}
 
 
-needs_gloo = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                                reason="this torch build has no gloo backend")
+needs_gloo = pytest.mark.skipif(
+    not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+    reason="this torch build has no gloo backend",
+)
 
 
 @needs_gloo
@@ -97,8 +114,9 @@ def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path, s
     # Only rank 0 wrote: one report and one set of checkpoints, those of the whole run.
     run = tmp_path / "ddp"
     assert json.loads((run / "report.json").read_text())["global_step"] == DDP_STEPS_PER_RUN
-    assert [p.name for p in ckpt.list_checkpoints(run / "checkpoints")] == \
-        [p.name for p in ckpt.list_checkpoints(single_run / "checkpoints")]
+    assert [p.name for p in ckpt.list_checkpoints(run / "checkpoints")] == [
+        p.name for p in ckpt.list_checkpoints(single_run / "checkpoints")
+    ]
     assert not list((run / "checkpoints").glob(".tmp-*"))
 
 
@@ -125,8 +143,9 @@ def test_a_data_parallel_run_stopped_in_stage_2_resumes_under_torchrun_or_in_one
     report = json.loads((tmp_path / "resumed" / "rank0.json").read_text())
     assert report["resumed_from"] == [stopped_at.name]
     assert [e["global_step"] for e in report["loss_log"]] == list(range(1, DDP_STEPS_PER_RUN + 1))
-    assert [e["loss"] for e in report["loss_log"]] == pytest.approx([e["loss"] for e in reference["loss_log"]],
-                                                                     rel=TOLERANCE["rtol"])
+    assert [e["loss"] for e in report["loss_log"]] == pytest.approx(
+        [e["loss"] for e in reference["loss_log"]], rel=TOLERANCE["rtol"]
+    )
     weights = load_file(str(tmp_path / "resumed" / "rank0.safetensors"))
     for key, value in reference_weights.items():
         torch.testing.assert_close(weights[key], value, **TOLERANCE, msg=key)
@@ -134,8 +153,9 @@ def test_a_data_parallel_run_stopped_in_stage_2_resumes_under_torchrun_or_in_one
     # Resumed in one process: the global batch does not depend on the world size, so this works too.
     alone = ddp_distiller(tmp_path / "copy")
     report = alone.fit("both", resume=True)
-    assert [e["loss"] for e in report["loss_log"]] == pytest.approx([e["loss"] for e in reference["loss_log"]],
-                                                                     rel=TOLERANCE["rtol"])
+    assert [e["loss"] for e in report["loss_log"]] == pytest.approx(
+        [e["loss"] for e in reference["loss_log"]], rel=TOLERANCE["rtol"]
+    )
     for key, value in reference_weights.items():
         torch.testing.assert_close(alone.trainable.state_dict()[key], value, **TOLERANCE, msg=key)
 
@@ -150,8 +170,23 @@ def test_the_recipe_trains_on_two_ranks_under_torchrun_and_rank_0_writes_the_run
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COMPRESS_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-               "--master-port", str(free_port()), "-m", "compress", "recipe", "dc_clip", "--config", str(path)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        "-m",
+        "compress",
+        "recipe",
+        "dc_clip",
+        "--config",
+        str(path),
+    ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
@@ -161,6 +196,10 @@ def test_the_recipe_trains_on_two_ranks_under_torchrun_and_rank_0_writes_the_run
     assert [e["samples"] for e in report["loss_log"]] == [8] * 5  # the global batch, 4 per rank
     stages = json.loads((run / "stages.json").read_text())["stages"]
     assert {s: r["status"] for s, r in stages.items()} == {
-        "tokenizer": "finished", "distill": "finished", "align": "finished", "eval": "finished"}
+        "tokenizer": "finished",
+        "distill": "finished",
+        "align": "finished",
+        "eval": "finished",
+    }
     assert 0.0 <= report["zero_shot_top1"]["student"]["demo-color"]["en"] <= 1.0
     assert result.stdout.count("distillation summary") == 2  # rank 0's two fits; rank 1 prints nothing

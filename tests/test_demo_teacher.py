@@ -176,11 +176,15 @@ def test_multi_positive_loss_reduces_to_clip_loss_and_rewards_true_pairs():
     text = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
     scale = torch.tensor(2.0)
     logits = scale.exp() * text @ image.T
-    clip = (torch.nn.functional.cross_entropy(logits, torch.arange(6)) + torch.nn.functional.cross_entropy(logits.T, torch.arange(6))) / 2
+    clip = (
+        torch.nn.functional.cross_entropy(logits, torch.arange(6)) + torch.nn.functional.cross_entropy(logits.T, torch.arange(6))
+    ) / 2
     assert torch.allclose(symmetric_info_nce(image, text, scale, torch.eye(6, dtype=torch.bool)), clip)
     # caption 0 is also true of picture 1: a text equal to picture 1 then costs less than under plain CLIP
     text = image.clone()
     text[0] = image[1]
     matches = torch.eye(6, dtype=torch.bool)
     matches[0, 1] = True
-    assert symmetric_info_nce(image, text, scale, matches) < symmetric_info_nce(image, text, scale, torch.eye(6, dtype=torch.bool))
+    assert symmetric_info_nce(image, text, scale, matches) < symmetric_info_nce(
+        image, text, scale, torch.eye(6, dtype=torch.bool)
+    )

@@ -218,8 +218,12 @@ def test_dataset_digest_is_stable_and_keyed_by_config():
     base = open_demo("train", size=10)
     assert base.digest() == open_demo("train", size=10).digest()
     assert re.fullmatch(r"[0-9a-f]{64}", base.digest())
-    others = [open_demo("val", size=10), open_demo("train", size=11), open_demo("train", size=10, image_size=32),
-              open_demo("train", size=10, seed=3)]
+    others = [
+        open_demo("val", size=10),
+        open_demo("train", size=11),
+        open_demo("train", size=10, image_size=32),
+        open_demo("train", size=10, seed=3),
+    ]
     assert len({base.digest(), *(o.digest() for o in others)}) == 5
 
 
@@ -306,8 +310,12 @@ def test_caption_claims_name_exactly_the_attributes_the_caption_states():
         if len(scene.objects) != 1:
             continue
         obj = scene.objects[0]
-        names = {"shape": (SHAPES, obj.shape), "color": (COLORS, obj.color), "size": (SIZES, obj.size),
-                 "position": (POSITIONS, obj.position)}
+        names = {
+            "shape": (SHAPES, obj.shape),
+            "color": (COLORS, obj.color),
+            "size": (SIZES, obj.size),
+            "position": (POSITIONS, obj.position),
+        }
         for variant in range(len(SINGLE_TEMPLATES["en"])):
             (claim,) = caption_claims(scene, variant)
             assert claim == {k: getattr(obj, k) for k in claim}

@@ -55,13 +55,19 @@ def unsafe_uses(source: str, filename: str = "<source>") -> list[str]:
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             arguments = node.args
             positional = arguments.posonlyargs + arguments.args
-            pairs = list(zip(positional[len(positional) - len(arguments.defaults):], arguments.defaults))
+            pairs = list(zip(positional[len(positional) - len(arguments.defaults) :], arguments.defaults))
             pairs += [(a, d) for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults) if d is not None]
-            found += [f"{where}: {node.name}() defaults trust_remote_code to True"
-                      for arg, default in pairs if arg.arg == "trust_remote_code" and _is_true(default)]
+            found += [
+                f"{where}: {node.name}() defaults trust_remote_code to True"
+                for arg, default in pairs
+                if arg.arg == "trust_remote_code" and _is_true(default)
+            ]
         elif isinstance(node, ast.Dict):
-            found += [f"{where}: trust_remote_code: True in a dict" for k, v in zip(node.keys, node.values)
-                      if isinstance(k, ast.Constant) and k.value == "trust_remote_code" and _is_true(v)]
+            found += [
+                f"{where}: trust_remote_code: True in a dict"
+                for k, v in zip(node.keys, node.values)
+                if isinstance(k, ast.Constant) and k.value == "trust_remote_code" and _is_true(v)
+            ]
     return found
 
 
@@ -72,37 +78,44 @@ def _shipped_files() -> list[Path]:
 def test_the_shipped_code_deserialises_nothing_unsafely():
     files = _shipped_files()
     assert len(files) > 50, "the audit found too few files; did the layout change?"
-    problems = [problem for path in files
-                for problem in unsafe_uses(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))]
+    problems = [
+        problem for path in files for problem in unsafe_uses(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+    ]
     assert not problems, "unsafe deserialisation:\n" + "\n".join(problems)
 
 
-@pytest.mark.parametrize("source", [
-    "import torch\nstate = torch.load(path)",
-    "import torch\nstate = torch.load(path, weights_only=False)",
-    "import pickle",
-    "from pickle import loads",
-    "import dill as d",
-    "value = eval(text)",
-    "exec(open(p).read())",
-    "import yaml\nconfig = yaml.load(text, Loader=yaml.Loader)",
-    "import numpy as np\na = np.load(p, allow_pickle=True)",
-    "model = AutoModel.from_pretrained(p, trust_remote_code=True)",
-    "def load(location, trust_remote_code=True):\n    pass",
-    "def load(location, *, trust_remote_code: bool = True):\n    pass",
-    "options = {'trust_remote_code': True}",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import torch\nstate = torch.load(path)",
+        "import torch\nstate = torch.load(path, weights_only=False)",
+        "import pickle",
+        "from pickle import loads",
+        "import dill as d",
+        "value = eval(text)",
+        "exec(open(p).read())",
+        "import yaml\nconfig = yaml.load(text, Loader=yaml.Loader)",
+        "import numpy as np\na = np.load(p, allow_pickle=True)",
+        "model = AutoModel.from_pretrained(p, trust_remote_code=True)",
+        "def load(location, trust_remote_code=True):\n    pass",
+        "def load(location, *, trust_remote_code: bool = True):\n    pass",
+        "options = {'trust_remote_code': True}",
+    ],
+)
 def test_the_audit_finds_each_unsafe_form(source):
     assert unsafe_uses(source), f"not caught: {source!r}"
 
 
-@pytest.mark.parametrize("source", [
-    "import torch\nstate = torch.load(path, map_location='cpu', weights_only=True)",
-    "import yaml\nconfig = yaml.safe_load(text)",
-    "model.eval()",
-    "def load(location, trust_remote_code=False):\n    pass",
-    "options = {'trust_remote_code': bool(flag)}",
-    "import numpy as np\na = np.load(p)",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import torch\nstate = torch.load(path, map_location='cpu', weights_only=True)",
+        "import yaml\nconfig = yaml.safe_load(text)",
+        "model.eval()",
+        "def load(location, trust_remote_code=False):\n    pass",
+        "options = {'trust_remote_code': bool(flag)}",
+        "import numpy as np\na = np.load(p)",
+    ],
+)
 def test_the_audit_accepts_safe_forms(source):
     assert unsafe_uses(source) == []

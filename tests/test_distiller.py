@@ -16,13 +16,22 @@ from compress.errors import CompressError
 def _distiller(tmp_path, teacher=None, student=None, data=None, **options):
     settings = dict(batch_size=8, lr=1e-2, checkpoint_every=1000, progress=False, seed=0)
     settings.update(options)
-    return Distiller(teacher or RandomTeacher(embed_dim=24), student or make_student(embed_dim=16),
-                     data=data or ColourPairs(48), run_dir=tmp_path / "run", **settings)
+    return Distiller(
+        teacher or RandomTeacher(embed_dim=24),
+        student or make_student(embed_dim=16),
+        data=data or ColourPairs(48),
+        run_dir=tmp_path / "run",
+        **settings,
+    )
 
 
 def test_both_stages_lower_the_loss_and_leave_a_complete_run_folder(tmp_path):
-    distiller = _distiller(tmp_path, val_data=ColourPairs(16, seed=1), epochs={"distill": 4, "align": 5},
-                           stage2_losses={"infonce": 1.0, "feature": 0.5, "affinity": 0.5})
+    distiller = _distiller(
+        tmp_path,
+        val_data=ColourPairs(16, seed=1),
+        epochs={"distill": 4, "align": 5},
+        stage2_losses={"infonce": 1.0, "feature": 0.5, "affinity": 0.5},
+    )
     report = distiller.fit("both")
 
     distill, align = report["stages"]["distill"], report["stages"]["align"]
@@ -39,13 +48,25 @@ def test_both_stages_lower_the_loss_and_leave_a_complete_run_folder(tmp_path):
     assert {"image", "text"} <= set(log[0]) and log[0]["stage"] == "distill"
     assert {"infonce", "feature_image", "feature_text", "affinity"} <= set(log[-1]) and log[-1]["stage"] == "align"
     assert log[-1]["loss"] == pytest.approx(
-        log[-1]["infonce"] + log[-1]["feature_image"] + log[-1]["feature_text"] + log[-1]["affinity"], rel=1e-5)
+        log[-1]["infonce"] + log[-1]["feature_image"] + log[-1]["feature_text"] + log[-1]["affinity"], rel=1e-5
+    )
     assert report["logit_scale"] != pytest.approx(1 / 0.07)  # the temperature was learned
 
     run = tmp_path / "run"
     on_disk = json.loads((run / "report.json").read_text())
-    for key in ("config", "stages", "epoch_losses", "loss_log", "skipped", "timings", "teacher", "student",
-                "adapters", "global_step", "logit_scale"):
+    for key in (
+        "config",
+        "stages",
+        "epoch_losses",
+        "loss_log",
+        "skipped",
+        "timings",
+        "teacher",
+        "student",
+        "adapters",
+        "global_step",
+        "logit_scale",
+    ):
         assert key in on_disk, key
     assert on_disk["epoch_losses"]["distill"] == distill_epochs
     assert on_disk["config"]["stage2_losses"] == {"infonce": 1.0, "feature": 0.5, "affinity": 0.5}
@@ -152,19 +173,22 @@ def test_infonce_only_alignment_never_calls_the_teacher(tmp_path):
     assert list(report["stages"]) == ["align"] and report["stages"]["align"]["steps"] == 3
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"stage1_loss": "l2"}, "stage1_loss"),
-    ({"stage2_losses": ("infonce", "kd")}, "unknown term"),
-    ({"optimizer": "lion"}, "optimizer"),
-    ({"precision": "bf16", "device": "cpu"}, "needs a GPU"),
-    ({"epochs": 0}, "epochs"),
-    ({"epochs": {"distil": 2}}, "unknown stage"),
-    ({"lr": {"align": -1.0}}, "lr for stage 'align'"),
-    ({"batch_size": 0}, "batch_size"),
-    ({"batch_size": {"distill": 8, "align": 2.5}}, "batch_size for stage 'align'"),
-    ({"loss_options": {"smooth_l1": {"gamma": 1}}}, "bad options"),
-    ({"qat": "yes"}, "qat must be true or false"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"stage1_loss": "l2"}, "stage1_loss"),
+        ({"stage2_losses": ("infonce", "kd")}, "unknown term"),
+        ({"optimizer": "lion"}, "optimizer"),
+        ({"precision": "bf16", "device": "cpu"}, "needs a GPU"),
+        ({"epochs": 0}, "epochs"),
+        ({"epochs": {"distil": 2}}, "unknown stage"),
+        ({"lr": {"align": -1.0}}, "lr for stage 'align'"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": {"distill": 8, "align": 2.5}}, "batch_size for stage 'align'"),
+        ({"loss_options": {"smooth_l1": {"gamma": 1}}}, "bad options"),
+        ({"qat": "yes"}, "qat must be true or false"),
+    ],
+)
 def test_bad_settings_are_refused_with_a_clear_error(tmp_path, options, message):
     with pytest.raises(CompressError, match=message):
         _distiller(tmp_path, **options)
@@ -175,8 +199,7 @@ def test_qat_fake_quantizes_the_student_during_alignment_only_and_converts_it_at
 
     seen = []
     student = make_student(embed_dim=16)
-    student.image_tower.register_forward_pre_hook(
-        lambda module, args: seen.append(len(fake_quantized_modules(student))))
+    student.image_tower.register_forward_pre_hook(lambda module, args: seen.append(len(fake_quantized_modules(student))))
     distiller = _distiller(tmp_path / "qat", student=student, steps=3, qat=True)
     report = distiller.fit("both")
     plain = _distiller(tmp_path / "plain", steps=3).fit("both")
@@ -220,20 +243,46 @@ def test_the_bilingual_student_trains_on_the_demo_teacher_and_the_demo_world(tmp
     import compress
     from students.tokenizer import train_tokenizer
 
-    teacher = compress.load_teacher({
-        "name": "demo", "location": str(tmp_path / "teacher"), "progress": False, "steps": 2, "batch_size": 8,
-        "image_size": 16, "width": 8, "text_width": 16, "text_layers": 1, "text_heads": 2, "embed_dim": 16,
-        "context_length": 48,
-    })
+    teacher = compress.load_teacher(
+        {
+            "name": "demo",
+            "location": str(tmp_path / "teacher"),
+            "progress": False,
+            "steps": 2,
+            "batch_size": 8,
+            "image_size": 16,
+            "width": 8,
+            "text_width": 16,
+            "text_layers": 1,
+            "text_heads": 2,
+            "embed_dim": 16,
+            "context_length": 48,
+        }
+    )
     data = compress.open_data("demo:train", size=16, image_size=64)
     val = compress.open_data("demo:val", size=8, image_size=64)
     tokenizer = tmp_path / "tokenizer.model"
     train_tokenizer([caption for caption, _ in data.captions()], tokenizer, vocab_size=400)
-    student = compress.build_student({"embed_dim": 12, "tokenizer": str(tokenizer),
-                                      "text": {"layers": 1, "hidden": 32, "heads": 2, "ffn": 64, "max_length": 16}})
+    student = compress.build_student(
+        {
+            "embed_dim": 12,
+            "tokenizer": str(tokenizer),
+            "text": {"layers": 1, "hidden": 32, "heads": 2, "ffn": 64, "max_length": 16},
+        }
+    )
     run = tmp_path / "run"
-    report = compress.Distiller(teacher, student, data=data, val_data=val, run_dir=run, batch_size=8, steps=2,
-                                lr=1e-2, stage2_losses=("infonce", "feature", "affinity"), progress=False).fit("both")
+    report = compress.Distiller(
+        teacher,
+        student,
+        data=data,
+        val_data=val,
+        run_dir=run,
+        batch_size=8,
+        steps=2,
+        lr=1e-2,
+        stage2_losses=("infonce", "feature", "affinity"),
+        progress=False,
+    ).fit("both")
 
     assert report["global_step"] == 4 and report["completed_stages"] == ["distill", "align"]
     assert report["adapters"]["image"] == {"kind": "linear", "in": 12, "out": 16}
@@ -254,8 +303,15 @@ def test_settings_come_from_one_config_with_validated_keyword_overrides(tmp_path
     from compress.distill import DistillConfig
 
     config = DistillConfig(lr=5e-3, steps={"distill": 2, "align": 1}, batch_size=8, seed=3)
-    distiller = Distiller(RandomTeacher(embed_dim=24), make_student(embed_dim=16), data=ColourPairs(16),
-                          run_dir=tmp_path / "run", config=config, steps=3, progress=False)
+    distiller = Distiller(
+        RandomTeacher(embed_dim=24),
+        make_student(embed_dim=16),
+        data=ColourPairs(16),
+        run_dir=tmp_path / "run",
+        config=config,
+        steps=3,
+        progress=False,
+    )
     assert distiller.config.steps == 3 and distiller.config.lr == 5e-3 and distiller.config.seed == 3
     assert config.steps == {"distill": 2, "align": 1}  # the caller's config is not changed
     assert Distiller(RandomTeacher(), make_student(), data=ColourPairs(8), progress=False).config == DistillConfig()

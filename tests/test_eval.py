@@ -232,8 +232,10 @@ def test_user_class_name_file_overrides_and_is_checked(elevater, tmp_path):
     [
         (lambda r: (r / "test" / "4").rename(r / "test" / "four"), "named by class id"),
         (lambda r: (r / "test" / "4").rename(r / "test" / "9"), "class id 9 but the label files name 7"),
-        (lambda r: (r / "label_cn.txt").write_text("红色\n", encoding="utf-8"),
-         "label_cn.txt: 1 zh class names but .* has 7 classes"),
+        (
+            lambda r: (r / "label_cn.txt").write_text("红色\n", encoding="utf-8"),
+            "label_cn.txt: 1 zh class names but .* has 7 classes",
+        ),
         (lambda r: (r / "label.txt").write_text("red\n\ngreen\n"), "line 2 is blank"),
     ],
 )
@@ -316,9 +318,16 @@ def make_manifest(tmp_path) -> Path:
         save_png(tmp_path / "img" / f"{key}.png", colour)
     (tmp_path / "img" / "S.png").write_bytes(b"broken")
     pairs = [
-        ("P", "red", "en"), ("P", "yellow", "en"), ("Q", "blue", "en"), ("R", "yellow", "en"), ("R", "purple", "en"),
-        ("S", "grey", "en"), ("missing", "green", "en"),
-        ("P", "红色", "zh"), ("Q", "蓝色", "zh"), ("R", "紫色", "zh"),
+        ("P", "red", "en"),
+        ("P", "yellow", "en"),
+        ("Q", "blue", "en"),
+        ("R", "yellow", "en"),
+        ("R", "purple", "en"),
+        ("S", "grey", "en"),
+        ("missing", "green", "en"),
+        ("P", "红色", "zh"),
+        ("Q", "蓝色", "zh"),
+        ("R", "紫色", "zh"),
     ]
     manifest = tmp_path / "pairs.jsonl"
     manifest.write_text(
@@ -330,9 +339,7 @@ def make_manifest(tmp_path) -> Path:
 
 
 def test_retrieval_on_a_manifest_matches_hand_values(tmp_path):
-    encoder = ColourEncoder(
-        {RETRIEVAL_COLOURS[k]: v for k, v in RETRIEVAL_VECTORS.items()}, {"en": EN, "zh": ZH}
-    )
+    encoder = ColourEncoder({RETRIEVAL_COLOURS[k]: v for k, v in RETRIEVAL_VECTORS.items()}, {"en": EN, "zh": ZH})
     result = evaluate_retrieval(encoder, open_retrieval(make_manifest(tmp_path)), ["en", "zh"])
     assert result["num_images"] == 4 and result["skipped_images"] == 1
     assert any("manifest lines skipped: 1 missing_file" in note for note in result["notes"])
@@ -357,9 +364,7 @@ def test_models_compared_in_one_pass_and_report_written(elevater, tmp_path):
         {"en": EN},
         languages=("en",),
     )
-    results = evaluate_models(
-        {"fixed": colour_encoder(), "perfect": perfect}, [open_classification(elevater)], ["en", "zh"]
-    )
+    results = evaluate_models({"fixed": colour_encoder(), "perfect": perfect}, [open_classification(elevater)], ["en", "zh"])
     assert results.value("fixed", "colours", "en", M.TOP1) == pytest.approx(EXPECTED_TOP1)
     assert results.value("perfect", "colours", "en", M.TOP1) == 1.0
     assert results.value("perfect", "colours", "zh", M.TOP1) is None
@@ -517,8 +522,9 @@ def test_cli_runs_demo_world_tasks_and_pairs(tmp_path, monkeypatch):
 
     monkeypatch.setattr(compress.api, "load_model", lambda spec: HashEncoder())
     out = tmp_path / "out"
-    code = cli.main(["eval", "--model", "hash", "--dataset", "demo:color", "--retrieval", "demo", "--limit", "16",
-                     "--out", str(out)])
+    code = cli.main(
+        ["eval", "--model", "hash", "--dataset", "demo:color", "--retrieval", "demo", "--limit", "16", "--out", str(out)]
+    )
     assert code == 0
     data = json.loads((out / "eval.json").read_text(encoding="utf-8"))
     info = data["datasets"]["demo-color"]

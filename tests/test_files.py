@@ -62,8 +62,7 @@ def test_file_sha256_is_the_digest_of_the_bytes(tmp_path):
 def test_tensors_are_saved_whole_contiguous_and_with_their_metadata(tmp_path):
     transposed = torch.arange(6.0).reshape(2, 3).t()  # not contiguous: safetensors alone refuses it
     weight = torch.ones(2, requires_grad=True)  # a parameter-like tensor, detached on the way out
-    path = save_tensors_atomically(tmp_path / "model.safetensors", {"t": transposed, "w": weight},
-                                   metadata={"format": "pt"})
+    path = save_tensors_atomically(tmp_path / "model.safetensors", {"t": transposed, "w": weight}, metadata={"format": "pt"})
     loaded = load_file(str(path))
     assert torch.equal(loaded["t"], transposed) and torch.equal(loaded["w"], weight.detach())
     with safe_open(str(path), framework="pt") as handle:

@@ -32,8 +32,12 @@ from compress.search.space import load_space
 
 # Seconds per fuzzer in the suite; COMPRESS_FUZZ_EXAMPLES=2000 runs a longer, randomised campaign.
 CAMPAIGN = int(os.environ.get("COMPRESS_FUZZ_EXAMPLES", "0"))
-FUZZ = settings(max_examples=CAMPAIGN or 60, deadline=2000, derandomize=not CAMPAIGN,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=CAMPAIGN or 60,
+    deadline=2000,
+    derandomize=not CAMPAIGN,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 PNG = noise_png(8)
 
 
@@ -58,6 +62,7 @@ def _names_the_file(err: CompressError, path: Path) -> None:
 
 # ---------------------------------------------------------------- JSONL manifests
 
+
 @pytest.fixture(scope="module")
 def data_folder(tmp_path_factory) -> Path:
     """A dataset folder: a good image, an empty file, a folder, a link out, and a file outside it."""
@@ -74,18 +79,40 @@ def data_folder(tmp_path_factory) -> Path:
     return folder
 
 
-IMAGE_PATHS = st.sampled_from([
-    "good.png", "sub/nested.png", "./good.png", "sub/../good.png", "empty.png", "bad.png", "sub", "missing.png",
-    "out.png", "../outside.png", "../../etc/passwd", "/etc/passwd", "/dev/zero", "~/x.png", "", " ", "a\x00b.png",
-    "\ud800.png", "x" * 5000, "é/中文.png",
-]) | st.text(max_size=40)
+IMAGE_PATHS = st.sampled_from(
+    [
+        "good.png",
+        "sub/nested.png",
+        "./good.png",
+        "sub/../good.png",
+        "empty.png",
+        "bad.png",
+        "sub",
+        "missing.png",
+        "out.png",
+        "../outside.png",
+        "../../etc/passwd",
+        "/etc/passwd",
+        "/dev/zero",
+        "~/x.png",
+        "",
+        " ",
+        "a\x00b.png",
+        "\ud800.png",
+        "x" * 5000,
+        "é/中文.png",
+    ]
+) | st.text(max_size=40)
 CAPTIONS = st.sampled_from(["a red square", "一个红色方块", "", "  ", "\ud83d", "\x00"]) | st.text(max_size=30)
 LANGS = st.sampled_from(["en", "zh", "EN ", "fr", "", None, 3]) | st.text(max_size=4)
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-                           max_leaves=8)
-RECORDS = st.fixed_dictionaries({}, optional={"image": IMAGE_PATHS | JSON_VALUES, "caption": CAPTIONS | JSON_VALUES,
-                                               "lang": LANGS, "extra": JSON_VALUES})
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+RECORDS = st.fixed_dictionaries(
+    {}, optional={"image": IMAGE_PATHS | JSON_VALUES, "caption": CAPTIONS | JSON_VALUES, "lang": LANGS, "extra": JSON_VALUES}
+)
 
 
 def _json_bytes(value) -> bytes:
@@ -106,8 +133,18 @@ MANIFEST_LINES = st.lists(
         st.tuples(st.just("record"), RECORDS),
         st.tuples(st.just("escaped"), RECORDS),
         st.tuples(st.just("bytes"), st.binary(max_size=60)),
-        st.tuples(st.just("bytes"), st.sampled_from([b"", b"\xef\xbb\xbf{}", b"[" * 5000, b'{"image": 1e999}',
-                                                    b'{"image": "good.png", "caption": "x", "lang": "en"}' * 2])),
+        st.tuples(
+            st.just("bytes"),
+            st.sampled_from(
+                [
+                    b"",
+                    b"\xef\xbb\xbf{}",
+                    b"[" * 5000,
+                    b'{"image": 1e999}',
+                    b'{"image": "good.png", "caption": "x", "lang": "en"}' * 2,
+                ]
+            ),
+        ),
     ),
     max_size=12,
 )
@@ -133,8 +170,10 @@ def test_fuzzed_manifests_work_skip_or_raise_one_error(data_folder, lines, on_ba
 
 def test_manifest_lines_end_at_newlines_only(data_folder):
     path = _fresh_file(data_folder, ".jsonl")  # a bare \r is JSON whitespace, \r\n a Windows line end
-    path.write_bytes(b'{"image": "good.png",\r "caption": "a", "lang": "en"}\r\n{"image": "good.png", "caption": "b",'
-                     b' "lang": "zh"}\r\n\x00\r\x00\n')
+    path.write_bytes(
+        b'{"image": "good.png",\r "caption": "a", "lang": "en"}\r\n{"image": "good.png", "caption": "b",'
+        b' "lang": "zh"}\r\n\x00\r\x00\n'
+    )
     try:
         ds = open_manifest(path)
         assert [entry.caption for entry in ds.entries] == ["a", "b"] and ds.skipped == {"bad_manifest_line": 1}
@@ -145,14 +184,37 @@ def test_manifest_lines_end_at_newlines_only(data_folder):
 
 # ---------------------------------------------------------------- tar shards
 
-MEMBER_NAMES = st.sampled_from([
-    "a.png", "a.json", "a.txt", "a.lang", "b.jpg", "b.json", "../up.png", "../up.json", "/abs.png", "/abs.json",
-    "dir/../../c.png", "dir/c.png", "dir/c.json", "./d.png", "./d.json", "e", ".hidden.png", "f.PNG", "f.JSON",
-]) | st.text(min_size=1, max_size=12)
-MEMBER_TYPES = st.sampled_from([tarfile.REGTYPE] * 6 + [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE,
-                                                       tarfile.BLKTYPE, tarfile.FIFOTYPE, tarfile.DIRTYPE])
+MEMBER_NAMES = st.sampled_from(
+    [
+        "a.png",
+        "a.json",
+        "a.txt",
+        "a.lang",
+        "b.jpg",
+        "b.json",
+        "../up.png",
+        "../up.json",
+        "/abs.png",
+        "/abs.json",
+        "dir/../../c.png",
+        "dir/c.png",
+        "dir/c.json",
+        "./d.png",
+        "./d.json",
+        "e",
+        ".hidden.png",
+        "f.PNG",
+        "f.JSON",
+    ]
+) | st.text(min_size=1, max_size=12)
+MEMBER_TYPES = st.sampled_from(
+    [tarfile.REGTYPE] * 6
+    + [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE, tarfile.DIRTYPE]
+)
 MEMBER_DATA = st.one_of(
-    st.just(PNG), st.just(PNG[: len(PNG) // 2]), st.binary(max_size=40),
+    st.just(PNG),
+    st.just(PNG[: len(PNG) // 2]),
+    st.binary(max_size=40),
     st.builds(lambda caption, lang: _json_bytes({"caption": caption, "lang": lang}), CAPTIONS | JSON_VALUES, LANGS),
     st.sampled_from([b"", b"{", b"[]", b"\xff\xfe", b"en", b"zh", b"a caption", b"[" * 3000]),
 )
@@ -163,8 +225,10 @@ def _tar_bytes(members, tar_format) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tar_format, encoding="utf-8", errors="surrogateescape") as tar:
         for name, kind, data, non_utf8 in members:
-            info = tarfile.TarInfo(name.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-                                   + ("\udcff" if non_utf8 and tar_format != tarfile.PAX_FORMAT else ""))
+            info = tarfile.TarInfo(
+                name.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+                + ("\udcff" if non_utf8 and tar_format != tarfile.PAX_FORMAT else "")
+            )
             info.type = kind
             if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
                 info.linkname = "../../outside.png" if non_utf8 else "a.png"
@@ -177,9 +241,13 @@ def _tar_bytes(members, tar_format) -> bytes:
 
 
 @FUZZ
-@given(members=MEMBERS, tar_format=st.sampled_from([tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]),
-       cut=st.none() | st.integers(0, 4000), flips=st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), max_size=3),
-       on_bad=st.sampled_from(["skip", "raise"]))
+@given(
+    members=MEMBERS,
+    tar_format=st.sampled_from([tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]),
+    cut=st.none() | st.integers(0, 4000),
+    flips=st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), max_size=3),
+    on_bad=st.sampled_from(["skip", "raise"]),
+)
 def test_fuzzed_shards_work_skip_or_raise_one_error(data_folder, members, tar_format, cut, flips, on_bad):
     data = bytearray(_tar_bytes(members, tar_format))
     for offset, value in flips:
@@ -203,14 +271,23 @@ def test_fuzzed_shards_work_skip_or_raise_one_error(data_folder, members, tar_fo
 
 
 def test_shard_members_that_climb_out_are_absolute_or_repeat_are_counted(tmp_path):
-    members = [("ok.png", tarfile.REGTYPE, PNG, False), ("ok.txt", tarfile.REGTYPE, b"a square", False),
-               ("../up.png", tarfile.REGTYPE, PNG, False), ("../up.txt", tarfile.REGTYPE, b"up", False),
-               ("/abs.png", tarfile.REGTYPE, PNG, False), ("/abs.txt", tarfile.REGTYPE, b"abs", False),
-               ("twice.png", tarfile.REGTYPE, PNG, False), ("twice.txt", tarfile.REGTYPE, b"one", False),
-               ("twice.txt", tarfile.REGTYPE, b"two", False), ("odd.png", tarfile.REGTYPE, PNG, True),
-               ("odd.txt", tarfile.REGTYPE, b"odd", True), ("link.png", tarfile.SYMTYPE, b"", False),
-               ("link.txt", tarfile.REGTYPE, b"link", False), ("dev.png", tarfile.CHRTYPE, b"", False),
-               ("dev.txt", tarfile.REGTYPE, b"dev", False)]
+    members = [
+        ("ok.png", tarfile.REGTYPE, PNG, False),
+        ("ok.txt", tarfile.REGTYPE, b"a square", False),
+        ("../up.png", tarfile.REGTYPE, PNG, False),
+        ("../up.txt", tarfile.REGTYPE, b"up", False),
+        ("/abs.png", tarfile.REGTYPE, PNG, False),
+        ("/abs.txt", tarfile.REGTYPE, b"abs", False),
+        ("twice.png", tarfile.REGTYPE, PNG, False),
+        ("twice.txt", tarfile.REGTYPE, b"one", False),
+        ("twice.txt", tarfile.REGTYPE, b"two", False),
+        ("odd.png", tarfile.REGTYPE, PNG, True),
+        ("odd.txt", tarfile.REGTYPE, b"odd", True),
+        ("link.png", tarfile.SYMTYPE, b"", False),
+        ("link.txt", tarfile.REGTYPE, b"link", False),
+        ("dev.png", tarfile.CHRTYPE, b"", False),
+        ("dev.txt", tarfile.REGTYPE, b"dev", False),
+    ]
     path = tmp_path / "s.tar"
     path.write_bytes(_tar_bytes(members, tarfile.GNU_FORMAT))
     ds = open_shards(path, lang="en")
@@ -222,14 +299,18 @@ def test_shard_members_that_climb_out_are_absolute_or_repeat_are_counted(tmp_pat
 
 # ---------------------------------------------------------------- latency tables
 
-LUT_VALUES = st.one_of(JSON_VALUES, st.just(10 ** 400), st.just(-1), st.just(float("nan")), st.just(True))
-LUT_TABLES = st.fixed_dictionaries({}, optional={
-    "format": st.sampled_from(["compress-op-latency-table", "other", None, 1]),
-    "version": st.sampled_from([1, 2, "1", None, 1.0]),
-    "unit": st.sampled_from(["ms", "s", None, 1]),
-    "device": JSON_VALUES, "runtime": JSON_VALUES,
-    "ops": st.dictionaries(st.text(max_size=20), LUT_VALUES, max_size=4) | JSON_VALUES,
-})
+LUT_VALUES = st.one_of(JSON_VALUES, st.just(10**400), st.just(-1), st.just(float("nan")), st.just(True))
+LUT_TABLES = st.fixed_dictionaries(
+    {},
+    optional={
+        "format": st.sampled_from(["compress-op-latency-table", "other", None, 1]),
+        "version": st.sampled_from([1, 2, "1", None, 1.0]),
+        "unit": st.sampled_from(["ms", "s", None, 1]),
+        "device": JSON_VALUES,
+        "runtime": JSON_VALUES,
+        "ops": st.dictionaries(st.text(max_size=20), LUT_VALUES, max_size=4) | JSON_VALUES,
+    },
+)
 
 
 @FUZZ
@@ -250,24 +331,38 @@ def test_fuzzed_latency_tables_load_or_raise_one_error(tmp_path_factory, table, 
 
 # ---------------------------------------------------------------- search-space YAML
 
-YAML_SNIPPETS = st.sampled_from([
-    "family: image\ngrid:\n  model: [mobilevitv2_050]\n  image_size: [64]\n",
-    "family: text\ncandidates:\n  - {layers: 1, hidden: 32, heads: 2, ffn: 64, max_length: 8}\n",
-    "family: text\ncandidates:\n  - {layers: 1, hidden: 30, heads: 0, ffn: -5, max_length: 8}\n",
-    "family: text\ncandidates:\n  - {layers: x, hidden: [1], heads: {a: 1}, pooling: 3, norm: null}\n",
-    "family: image\ncandidates:\n  - {model: mobilevitv2_050, image_size: [1, 2]}\n  - {model: [a], image_size: 2001-13-45}\n",
-    "family: image\ngrid:\n" + "".join(f"  opt{i}: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n" for i in range(12)),
-    "family: text\ngrid:\n" + "".join(f"  {k}: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n"
-                                      for k in ("layers", "hidden", "heads", "ffn", "max_length", "vocab_size")),
-    "family: image\nembed_dim: 1e999\n", "family: image\nwhen: 2001-13-45\n", "a: &a [*a]\n", "[" * 3000,
-    "family: image\nfixed: {checkpoint: /nonexistent.safetensors}\ncandidates: [{}]\n",
-    "? [a, b]\n: c\n", "family: !!python/object:os.system x\n", "\t", "%YAML 9.9\n---\n", "family: image\n" * 2,
-])
+YAML_SNIPPETS = st.sampled_from(
+    [
+        "family: image\ngrid:\n  model: [mobilevitv2_050]\n  image_size: [64]\n",
+        "family: text\ncandidates:\n  - {layers: 1, hidden: 32, heads: 2, ffn: 64, max_length: 8}\n",
+        "family: text\ncandidates:\n  - {layers: 1, hidden: 30, heads: 0, ffn: -5, max_length: 8}\n",
+        "family: text\ncandidates:\n  - {layers: x, hidden: [1], heads: {a: 1}, pooling: 3, norm: null}\n",
+        "family: image\ncandidates:\n  - {model: mobilevitv2_050, image_size: [1, 2]}\n"
+        "  - {model: [a], image_size: 2001-13-45}\n",
+        "family: image\ngrid:\n" + "".join(f"  opt{i}: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n" for i in range(12)),
+        "family: text\ngrid:\n"
+        + "".join(
+            f"  {k}: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n" for k in ("layers", "hidden", "heads", "ffn", "max_length", "vocab_size")
+        ),
+        "family: image\nembed_dim: 1e999\n",
+        "family: image\nwhen: 2001-13-45\n",
+        "a: &a [*a]\n",
+        "[" * 3000,
+        "family: image\nfixed: {checkpoint: /nonexistent.safetensors}\ncandidates: [{}]\n",
+        "? [a, b]\n: c\n",
+        "family: !!python/object:os.system x\n",
+        "\t",
+        "%YAML 9.9\n---\n",
+        "family: image\n" * 2,
+    ]
+)
 
 
 @FUZZ
-@given(text=YAML_SNIPPETS | st.text(max_size=120) | st.builds(lambda a, b: a + b, YAML_SNIPPETS, st.text(max_size=20)),
-       raw=st.none() | st.binary(max_size=40))
+@given(
+    text=YAML_SNIPPETS | st.text(max_size=120) | st.builds(lambda a, b: a + b, YAML_SNIPPETS, st.text(max_size=20)),
+    raw=st.none() | st.binary(max_size=40),
+)
 def test_fuzzed_search_spaces_load_or_raise_one_error(tmp_path_factory, text, raw):
     path = _fresh_file(tmp_path_factory.getbasetemp(), ".yaml")
     path.write_bytes(raw if raw is not None else text.encode("utf-8", "surrogatepass"))
@@ -282,6 +377,7 @@ def test_fuzzed_search_spaces_load_or_raise_one_error(tmp_path_factory, text, ra
 
 # ---------------------------------------------------------------- the teacher-cache index
 
+
 def _mutate(index: dict, path: tuple, value) -> dict:
     out = json.loads(json.dumps(index))
     target = out
@@ -294,15 +390,48 @@ def _mutate(index: dict, path: tuple, value) -> dict:
     return out
 
 
-INDEX_PATHS = st.sampled_from([
-    ("teacher",), ("teacher", "fingerprint"), ("teacher", "embed_dim"), ("teacher", "image"), ("dataset",),
-    ("dataset", "digest"), ("dataset", "size"), ("augmentation",), ("augmentation", "views"), ("augmentation", "name"),
-    ("augmentation", "crop_scale"), ("samples",), ("plan_digest",), ("shards",), ("shards", 0),
-    ("shards", 0, "file"), ("shards", 0, "sha256"), ("format",), ("version",),
-])
-INDEX_VALUES = st.one_of(st.just("<drop>"), JSON_VALUES, st.sampled_from([
-    "../../outside.safetensors", "/etc/passwd", "shards/../../x", "shards/../cache.json", "shards", "", [1, "a"],
-    {"file": "/etc/passwd", "sha256": "0"}, -1, 10 ** 30, "crop-flip"]))
+INDEX_PATHS = st.sampled_from(
+    [
+        ("teacher",),
+        ("teacher", "fingerprint"),
+        ("teacher", "embed_dim"),
+        ("teacher", "image"),
+        ("dataset",),
+        ("dataset", "digest"),
+        ("dataset", "size"),
+        ("augmentation",),
+        ("augmentation", "views"),
+        ("augmentation", "name"),
+        ("augmentation", "crop_scale"),
+        ("samples",),
+        ("plan_digest",),
+        ("shards",),
+        ("shards", 0),
+        ("shards", 0, "file"),
+        ("shards", 0, "sha256"),
+        ("format",),
+        ("version",),
+    ]
+)
+INDEX_VALUES = st.one_of(
+    st.just("<drop>"),
+    JSON_VALUES,
+    st.sampled_from(
+        [
+            "../../outside.safetensors",
+            "/etc/passwd",
+            "shards/../../x",
+            "shards/../cache.json",
+            "shards",
+            "",
+            [1, "a"],
+            {"file": "/etc/passwd", "sha256": "0"},
+            -1,
+            10**30,
+            "crop-flip",
+        ]
+    ),
+)
 
 
 @pytest.fixture(scope="module")
@@ -327,12 +456,20 @@ def test_fuzzed_cache_indexes_load_or_raise_one_error(cache_folder, changes, raw
         write_json_atomically(index_file, index)
     try:
         cache = TeacherCache(folder)
-        facts = (cache.fingerprint, cache.dataset_digest, cache.embed_dim, cache.views, len(cache), cache.dataset_size,
-                 cache.has_image_tower, cache.has_text_tower, repr(cache))
+        facts = (
+            cache.fingerprint,
+            cache.dataset_digest,
+            cache.embed_dim,
+            cache.views,
+            len(cache),
+            cache.dataset_size,
+            cache.has_image_tower,
+            cache.has_text_tower,
+            repr(cache),
+        )
         assert all(fact is not None for fact in facts)
         cache.load()
         for key in cache.keys():
             cache.embeddings(key)
     except CompressError as err:
         assert str(folder) in str(err), str(err)
-

@@ -17,11 +17,13 @@ from students.bilingual import BilingualStudent, build_bilingual_student
 from students.tokenizer import train_tokenizer
 from teachers.demo import load_demo_teacher
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
-                                reason="needs a CUDA GPU: mixed precision and device placement run only there")
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU: mixed precision and device placement run only there"
+)
 
-TINY_TEACHER = dict(steps=3, batch_size=8, width=8, embed_dim=16, text_width=16, text_layers=1, text_heads=2,
-                    image_size=32, context_length=48)
+TINY_TEACHER = dict(
+    steps=3, batch_size=8, width=8, embed_dim=16, text_width=16, text_layers=1, text_heads=2, image_size=32, context_length=48
+)
 TINY_TEXT = {"layers": 1, "hidden": 32, "heads": 2, "ffn": 64, "max_length": 16}
 
 
@@ -38,9 +40,19 @@ def _autocast_dtypes(module: torch.nn.Module) -> list[torch.dtype]:
 def test_mixed_precision_trains_both_stages_on_the_gpu(tmp_path, precision, dtype):
     student = make_student(embed_dim=16)
     seen = _autocast_dtypes(student)
-    distiller = Distiller(RandomTeacher(embed_dim=24), student, data=ColourPairs(48), run_dir=tmp_path / "run",
-                          device="cuda", precision=precision, batch_size=8, epochs={"distill": 4, "align": 5},
-                          lr=1e-2, stage2_losses={"infonce": 1.0, "feature": 0.5}, progress=False)
+    distiller = Distiller(
+        RandomTeacher(embed_dim=24),
+        student,
+        data=ColourPairs(48),
+        run_dir=tmp_path / "run",
+        device="cuda",
+        precision=precision,
+        batch_size=8,
+        epochs={"distill": 4, "align": 5},
+        lr=1e-2,
+        stage2_losses={"infonce": 1.0, "feature": 0.5},
+        progress=False,
+    )
     report = distiller.fit("both")
 
     assert distiller.precision == precision
@@ -56,8 +68,7 @@ def test_mixed_precision_trains_both_stages_on_the_gpu(tmp_path, precision, dtyp
 
 
 def test_auto_picks_the_gpu_and_mixed_precision(tmp_path):
-    distiller = Distiller(RandomTeacher(), make_student(), data=ColourPairs(8), run_dir=tmp_path / "run",
-                          progress=False)
+    distiller = Distiller(RandomTeacher(), make_student(), data=ColourPairs(8), run_dir=tmp_path / "run", progress=False)
     assert distiller.device.type == "cuda"
     assert distiller.precision == ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
     assert next(distiller.student.parameters()).device.type == "cuda"
@@ -103,13 +114,16 @@ def test_the_demo_teacher_trains_on_the_gpu_and_loads_on_either_device(gpu_train
     assert gpu.device.type == "cuda"
     # cuDNN convolutions may run in TF32 on the GPU
     torch.testing.assert_close(gpu.cpu(), on_cpu.encode_images(images), atol=5e-3, rtol=0)
-    torch.testing.assert_close(on_gpu.encode_texts([s.caption for s in samples], "en").cpu(),
-                               on_cpu.encode_texts([s.caption for s in samples], "en"), atol=5e-3, rtol=0)
+    torch.testing.assert_close(
+        on_gpu.encode_texts([s.caption for s in samples], "en").cpu(),
+        on_cpu.encode_texts([s.caption for s in samples], "en"),
+        atol=5e-3,
+        rtol=0,
+    )
     assert on_gpu.fingerprint == on_cpu.fingerprint
 
 
-def test_a_cache_built_on_the_gpu_matches_the_cpu_cache_and_trains_a_student_there(gpu_trained_teacher_dir,
-                                                                                  tmp_path):
+def test_a_cache_built_on_the_gpu_matches_the_cpu_cache_and_trains_a_student_there(gpu_trained_teacher_dir, tmp_path):
     data = open_demo("train", size=32, image_size=32)
     plan = dict(batch_size=16, shard_size=16, augmentation="crop-flip", views=2, seed=3, progress=False)
     build_cache(load_demo_teacher(gpu_trained_teacher_dir, device="cuda"), data, tmp_path / "gpu", **plan)
@@ -124,12 +138,21 @@ def test_a_cache_built_on_the_gpu_matches_the_cpu_cache_and_trains_a_student_the
             assert gpu_cache.view_params(key, view) == cpu_cache.view_params(key, view)
             gpu, cpu = gpu_cache.embeddings(key, view), cpu_cache.embeddings(key, view)
             for tower in ("image", "text"):  # fp16 storage, and TF32 convolutions on the GPU
-                torch.testing.assert_close(gpu[tower].float(), cpu[tower].float(), atol=5e-3, rtol=0,
-                                           msg=f"{key} view {view} {tower}")
+                torch.testing.assert_close(
+                    gpu[tower].float(), cpu[tower].float(), atol=5e-3, rtol=0, msg=f"{key} view {view} {tower}"
+                )
 
-    report = distiller_from_cache(gpu_cache, make_student(embed_dim=16), data, teacher=cpu_teacher,
-                                  run_dir=tmp_path / "run", device="cuda", batch_size=16, steps=3,
-                                  progress=False).fit("distill")
+    report = distiller_from_cache(
+        gpu_cache,
+        make_student(embed_dim=16),
+        data,
+        teacher=cpu_teacher,
+        run_dir=tmp_path / "run",
+        device="cuda",
+        batch_size=16,
+        steps=3,
+        progress=False,
+    ).fit("distill")
     assert report["stages"]["distill"]["steps"] == 3
 
 
@@ -140,10 +163,18 @@ def test_the_bilingual_student_trains_in_bf16_on_the_gpu_and_reloads_on_the_cpu(
     torch.manual_seed(0)
     student = build_bilingual_student({"embed_dim": 16, "text": TINY_TEXT, "tokenizer": str(tokenizer)})
     seen = _autocast_dtypes(student)
-    report = Distiller(load_demo_teacher(gpu_trained_teacher_dir, device="cuda"), student, data=data,
-                       run_dir=tmp_path / "run", device="cuda", precision="bf16", batch_size=16,
-                       steps={"distill": 4, "align": 2}, stage2_losses={"infonce": 1.0, "affinity": 1.0},
-                       progress=False).fit("both")
+    report = Distiller(
+        load_demo_teacher(gpu_trained_teacher_dir, device="cuda"),
+        student,
+        data=data,
+        run_dir=tmp_path / "run",
+        device="cuda",
+        precision="bf16",
+        batch_size=16,
+        steps={"distill": 4, "align": 2},
+        stage2_losses={"infonce": 1.0, "affinity": 1.0},
+        progress=False,
+    ).fit("both")
     assert report["global_step"] == 6
     assert torch.bfloat16 in seen
 
@@ -153,5 +184,4 @@ def test_the_bilingual_student_trains_in_bf16_on_the_gpu_and_reloads_on_the_cpu(
     texts = [data[i].caption for i in range(4)]
     # the GPU's convolutions may run in TF32
     torch.testing.assert_close(student.encode_images(images).cpu(), reloaded.encode_images(images), atol=5e-3, rtol=0)
-    torch.testing.assert_close(student.encode_texts(texts, "en").cpu(), reloaded.encode_texts(texts, "en"),
-                               atol=5e-3, rtol=0)
+    torch.testing.assert_close(student.encode_texts(texts, "en").cpu(), reloaded.encode_texts(texts, "en"), atol=5e-3, rtol=0)

@@ -73,8 +73,16 @@ def plugin(tmp_path, monkeypatch):
 
 
 def _distiller(tmp_path, **options):
-    return Distiller(RandomTeacher(embed_dim=24), make_student(embed_dim=16), data=ColourPairs(24),
-                     run_dir=tmp_path / "run", batch_size=8, lr=1e-2, progress=False, **options)
+    return Distiller(
+        RandomTeacher(embed_dim=24),
+        make_student(embed_dim=16),
+        data=ColourPairs(24),
+        run_dir=tmp_path / "run",
+        batch_size=8,
+        lr=1e-2,
+        progress=False,
+        **options,
+    )
 
 
 def test_the_plugin_is_registered_from_its_own_distribution(plugin):
@@ -83,8 +91,9 @@ def test_the_plugin_is_registered_from_its_own_distribution(plugin):
 
 
 def test_a_plugin_pair_loss_is_a_stage2_term_by_name(tmp_path, plugin):
-    report = _distiller(tmp_path, stage2_losses={"infonce": 1.0, "myloss": 0.5},
-                        loss_options={"myloss": {"power": 1.0}}, steps={"align": 3}).fit("align")
+    report = _distiller(
+        tmp_path, stage2_losses={"infonce": 1.0, "myloss": 0.5}, loss_options={"myloss": {"power": 1.0}}, steps={"align": 3}
+    ).fit("align")
     log = report["loss_log"]
     assert len(log) == 3 and all({"infonce", "myloss"} <= set(entry) for entry in log)
     for entry in log:

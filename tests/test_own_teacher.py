@@ -38,8 +38,11 @@ def test_the_readme_own_teacher_examples_run_as_written(tmp_path, monkeypatch, c
         exec(compile(block, f"{README}:Your own teacher", "exec"), namespace)
 
     report = namespace["report"]
-    assert report["teacher"] == {"name": "colour-teacher", "fingerprint": "colour-teacher|v1",
-                                 "widths": {"image": 32, "text": 32}}
+    assert report["teacher"] == {
+        "name": "colour-teacher",
+        "fingerprint": "colour-teacher|v1",
+        "widths": {"image": 32, "text": 32},
+    }
     assert report["completed_stages"] == ["distill", "align"]
     assert (tmp_path / "runs" / "own-teacher" / "report.json").is_file()
     output = capsys.readouterr().out
@@ -125,15 +128,25 @@ def test_each_entry_point_refuses_an_incomplete_teacher_before_any_work(tmp_path
         else:
             check_teacher(HalfTeacher(), "evaluate")  # evaluation asks for encoders, see below
     if entry == "evaluate":
-        with pytest.raises(CompressError, match=r"evaluate model 'half': the encoder HalfTeacher lacks "
-                                                r"`encode_images\(images\)`"):
+        with pytest.raises(
+            CompressError,
+            match=r"evaluate model 'half': the encoder HalfTeacher lacks "
+            r"`encode_images\(images\)`",
+        ):
             evaluate_models({"half": HalfTeacher()}, [])
     assert not (tmp_path / "cache").exists()
 
 
 def test_an_own_teacher_trains_a_student_and_composes(tmp_path):
-    report = Distiller(Minimal(dim=16), make_student(embed_dim=16), data=ColourPairs(16), run_dir=tmp_path / "run",
-                       steps={"distill": 2}, batch_size=8, progress=False).fit("distill")
+    report = Distiller(
+        Minimal(dim=16),
+        make_student(embed_dim=16),
+        data=ColourPairs(16),
+        run_dir=tmp_path / "run",
+        steps={"distill": 2},
+        batch_size=8,
+        progress=False,
+    ).fit("distill")
     assert report["teacher"] == {"name": "Minimal", "fingerprint": "minimal|v1", "widths": {"image": 16, "text": None}}
     assert all("image" in e and "text" not in e for e in report["loss_log"])
     ensemble = EnsembleTeacher([Minimal(dim=16), Minimal(dim=16)])

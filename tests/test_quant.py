@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from export_fixtures import SmallConvTower, build_tiny_student, train_tiny_tokenizer
 from torchao.quantization.qat import FakeQuantizedLinear
 
 from compress.demo_world import open_demo
@@ -24,7 +25,6 @@ from compress.quant import (
     torchao_report,
 )
 from students.text_encoder import TextEncoder
-from export_fixtures import SmallConvTower, build_tiny_student, train_tiny_tokenizer
 
 
 def _ops(graph_module) -> set[str]:
@@ -85,7 +85,9 @@ def test_dynamic_int8_text_tower_quantizes_only_linears(text_tower):
     ops = _ops(quantized)
     assert any("choose_qparams" in op for op in ops)  # activation ranges computed at run time
     linears = sum(isinstance(m, torch.nn.Linear) for m in text_tower.modules())
-    weights = sum(1 for node in quantized.graph.nodes if node.target == torch.ops.quantized_decomposed.dequantize_per_channel.default)
+    weights = sum(
+        1 for node in quantized.graph.nodes if node.target == torch.ops.quantized_decomposed.dequantize_per_channel.default
+    )
     assert weights == linears
     ids = _ids(6, seed=1)
     reference = torch.cat([text_tower(x[None]) for x in ids])
@@ -114,7 +116,11 @@ def test_torchao_report_and_encoder_agreement(student, samples):
     assert encoder_agreement(student, student, texts=texts, lang="zh") == pytest.approx({"text_cosine": 1.0})
     rows = torchao_report(student, images, texts, iterations=1)
     assert [(r.mode, r.tower) for r in rows] == [
-        ("fp32", "image"), ("fp32", "text"), ("int8 dynamic (torchao)", "image"), ("int8 dynamic (torchao)", "text")]
+        ("fp32", "image"),
+        ("fp32", "text"),
+        ("int8 dynamic (torchao)", "image"),
+        ("int8 dynamic (torchao)", "text"),
+    ]
     assert all(r.latency_ms > 0 and r.bytes > 0 for r in rows)
     assert rows[3].bytes < rows[1].bytes  # the text tower's linears shrank
     table = print_quant_table(rows + [QuantRow("fp32", "image", 0, 0.0, 1.0, top1=0.5)])
@@ -130,8 +136,12 @@ def test_embedding_cosine_refuses_mismatched_shapes():
 def test_prepare_qat_inserts_fake_quantization_and_training_steps(student, samples):
     student = build_tiny_student(student.tokenizer.source)  # a fresh copy: QAT changes it in place
     keys = set(student.state_dict())
-    linears = {f"{tower}.{name}" for tower in ("image_tower", "text_tower")
-               for name, m in getattr(student, tower).named_modules() if type(m) is torch.nn.Linear}
+    linears = {
+        f"{tower}.{name}"
+        for tower in ("image_tower", "text_tower")
+        for name, m in getattr(student, tower).named_modules()
+        if type(m) is torch.nn.Linear
+    }
     prepare_qat(student)
     names = fake_quantized_modules(student)
     assert set(names) == linears  # every linear of both towers, nothing else

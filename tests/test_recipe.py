@@ -63,8 +63,14 @@ def test_dc_clip_ends_with_a_bundle_for_both_targets_and_its_parity_table(tmp_pa
 
     training_steps = count_training_steps(monkeypatch)
     config = tiny_config(tmp_path, TINY_TEACHER)
-    config["export"] = {"targets": ["executorch", "coreml"], "quantize": "int8", "labels": ["demo-color"],
-                        "calibration_count": 8, "parity_count": 4, "zero_shot_count": 16}
+    config["export"] = {
+        "targets": ["executorch", "coreml"],
+        "quantize": "int8",
+        "labels": ["demo-color"],
+        "calibration_count": 8,
+        "parity_count": 4,
+        "zero_shot_count": 16,
+    }
     # Killed as the export starts; --resume then exports without training or evaluating again.
     crash_once(monkeypatch, "export_run_bundle")
     with pytest.raises(Crash):
@@ -72,13 +78,23 @@ def test_dc_clip_ends_with_a_bundle_for_both_targets_and_its_parity_table(tmp_pa
     report = run_recipe(tmp_path, config, "--resume")
     assert len(training_steps) == 5
     assert {s: r["runs"] for s, r in stage_records(tmp_path / "runs" / "tiny").items()} == {
-        "tokenizer": 1, "distill": 1, "align": 1, "eval": 1, "export": 2, "bundle_eval": 1}
+        "tokenizer": 1,
+        "distill": 1,
+        "align": 1,
+        "eval": 1,
+        "export": 2,
+        "bundle_eval": 1,
+    }
     # The bundle's int8 ExecuTorch models evaluated as an app runs them.
     assert 0.0 <= report["bundle_zero_shot_top1"]["demo-color"]["zh"] <= 1.0
     assert (tmp_path / "runs" / "tiny" / "eval_bundle" / "eval.json").is_file()
     bundle = load_bundle(tmp_path / "runs" / "tiny" / "bundle")  # verifies every file's sha256
     assert {(m["target"], m["precision"]) for m in bundle.models()} == {
-        ("executorch", "fp32"), ("executorch", "int8"), ("coreml", "fp16"), ("coreml", "int8-weights")}
+        ("executorch", "fp32"),
+        ("executorch", "int8"),
+        ("coreml", "fp16"),
+        ("coreml", "int8-weights"),
+    }
     assert bundle.manifest["logit_scale"] == pytest.approx(report["logit_scale"])
     assert report["bundle"]["folder"] == str(tmp_path / "runs" / "tiny" / "bundle")
     checks = {check["name"]: check for check in report["bundle"]["checks"]}
@@ -96,20 +112,33 @@ def run_failing_recipe(tmp_path, config, capsys) -> str:
     return capsys.readouterr().err
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda c: c["export"].update(quantise="int8"),
-     "dc_clip config: export: unknown key(s) quantise; valid keys: calibration_count, labels, parity_count, quantize"),
-    (lambda c: c["eval"].update(demo_cout=3), "dc_clip config: eval: unknown key(s) demo_cout; valid keys: datasets"),
-    (lambda c: c.update(tokeniser={}), "dc_clip config: unknown key(s) tokeniser; valid keys: cache, data, distill"),
-    (lambda c: c["distill"].update(learning_rate=1.0), "dc_clip config: distill: unknown key(s) learning_rate; "
-                                                       "valid keys: batch_size"),
-    (lambda c: c["tokenizer"].pop("vocab_size"), "dc_clip config: tokenizer: missing key(s) vocab_size"),
-    (lambda c: c["export"].pop("zero_shot_count"), "dc_clip config: export: missing key(s) zero_shot_count"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda c: c["export"].update(quantise="int8"),
+            "dc_clip config: export: unknown key(s) quantise; valid keys: calibration_count, labels, parity_count, quantize",
+        ),
+        (lambda c: c["eval"].update(demo_cout=3), "dc_clip config: eval: unknown key(s) demo_cout; valid keys: datasets"),
+        (lambda c: c.update(tokeniser={}), "dc_clip config: unknown key(s) tokeniser; valid keys: cache, data, distill"),
+        (
+            lambda c: c["distill"].update(learning_rate=1.0),
+            "dc_clip config: distill: unknown key(s) learning_rate; valid keys: batch_size",
+        ),
+        (lambda c: c["tokenizer"].pop("vocab_size"), "dc_clip config: tokenizer: missing key(s) vocab_size"),
+        (lambda c: c["export"].pop("zero_shot_count"), "dc_clip config: export: missing key(s) zero_shot_count"),
+    ],
+)
 def test_an_unknown_or_missing_key_anywhere_is_one_clear_error(tmp_path, capsys, edit, message):
     config = tiny_config(tmp_path, TINY_TEACHER)
-    config["export"] = {"targets": ["executorch"], "quantize": "none", "labels": ["demo-color"],
-                        "calibration_count": 8, "parity_count": 4, "zero_shot_count": 16}
+    config["export"] = {
+        "targets": ["executorch"],
+        "quantize": "none",
+        "labels": ["demo-color"],
+        "calibration_count": 8,
+        "parity_count": 4,
+        "zero_shot_count": 16,
+    }
     edit(config)
     message = message.replace("dc_clip config", f"dc_clip config ({tmp_path / 'config.yaml'})")
     assert message in run_failing_recipe(tmp_path, config, capsys)

@@ -37,7 +37,11 @@ def test_resume_after_a_crash_in_evaluation_skips_training(tmp_path, monkeypatch
         run_recipe(tmp_path, config)
     records = stage_records(run_dir)
     assert {s: r["status"] for s, r in records.items()} == {
-        "tokenizer": "finished", "distill": "finished", "align": "finished", "eval": "running"}
+        "tokenizer": "finished",
+        "distill": "finished",
+        "align": "finished",
+        "eval": "running",
+    }
     assert training_steps.count("distill") == 3 and training_steps.count("align") == 2
     assert records["align"]["outputs"]["global_step"] == 5
     checkpoints = [p.name for p in ckpt.list_checkpoints(run_dir / "checkpoints")]
@@ -82,8 +86,10 @@ def test_a_stage_subset_reuses_the_run_folder_and_reruns_only_those_stages(tmp_p
     assert records["distill"]["outputs"]["checkpoint"] == str(run_dir / "stage1_checkpoint")
 
     assert run_cli(tmp_path, config, "--stages", "eval,deploy") == 2
-    assert ("--stages: unknown stage(s) deploy; stages: tokenizer, cache, distill, align, eval, export, bundle_eval"
-            in capsys.readouterr().err)
+    assert (
+        "--stages: unknown stage(s) deploy; stages: tokenizer, cache, distill, align, eval, export, bundle_eval"
+        in capsys.readouterr().err
+    )
 
 
 def test_a_subset_needing_an_earlier_stage_names_it(tmp_path, capsys):

@@ -52,9 +52,7 @@ def install_toy_distribution(site: Path) -> None:
     info = site / "compress_toy_plugin-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: compress-toy-plugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[compress.teachers]\ntoy = compress_toy_plugin:load_toy_teacher\n"
-    )
+    (info / "entry_points.txt").write_text("[compress.teachers]\ntoy = compress_toy_plugin:load_toy_teacher\n")
     (info / "RECORD").write_text("")
 
 
@@ -92,7 +90,10 @@ def test_third_party_plugin_is_listed_by_the_cli(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(tmp_path), COLUMNS="200")
     out = subprocess.run(
         [sys.executable, "-m", "compress", "plugins", "--kind", "teachers"],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     ).stdout
     assert "toy" in out and "compress-toy-plugin" in out and "Toy teacher shipped" in out
     assert "demo" in out
@@ -126,10 +127,24 @@ def test_unknown_plugin_kind_is_a_programming_error():
 
 def test_plugins_command_describes_every_kind():
     out = subprocess.run(
-        [sys.executable, "-m", "compress", "plugins"], capture_output=True, text=True,
-        env=dict(os.environ, COLUMNS="200"), check=True,
+        [sys.executable, "-m", "compress", "plugins"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, COLUMNS="200"),
+        check=True,
     ).stdout
-    for name in ("demo", "bilingual", "smooth_l1", "altclip", "mclip", "open-clip", "chinese-clip", "executorch", "coreml",
-                 "manifest", "shards"):
+    for name in (
+        "demo",
+        "bilingual",
+        "smooth_l1",
+        "altclip",
+        "mclip",
+        "open-clip",
+        "chinese-clip",
+        "executorch",
+        "coreml",
+        "manifest",
+        "shards",
+    ):
         assert name in out
     assert "failed to load" not in out

@@ -64,8 +64,9 @@ def test_a_stopped_run_resumes_to_the_same_weights_and_losses(tmp_path, referenc
 def test_a_sigkilled_process_resumes_with_a_continuous_loss_curve(tmp_path, reference):
     run = tmp_path / "run"
     log = open(tmp_path / "worker.log", "wb")
-    worker = subprocess.Popen([sys.executable, str(HERE / "resume_worker.py"), str(run), "0.02"],
-                              stdout=log, stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        [sys.executable, str(HERE / "resume_worker.py"), str(run), "0.02"], stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 240
         while not ckpt.list_checkpoints(run / "checkpoints"):

@@ -67,9 +67,12 @@ def small_spaces(root, tmp_path_factory):
         for candidate in space.candidates:
             lowered_member(root, candidate)
         files[space.family] = folder / f"{space.family}.yaml"
-        files[space.family].write_text(yaml.safe_dump({
-            "family": space.family, "embed_dim": space.embed_dim,
-            "candidates": [c.options for c in space.candidates]}), encoding="utf-8")
+        files[space.family].write_text(
+            yaml.safe_dump(
+                {"family": space.family, "embed_dim": space.embed_dim, "candidates": [c.options for c in space.candidates]}
+            ),
+            encoding="utf-8",
+        )
     return image, text, files
 
 
@@ -88,13 +91,22 @@ def latency(root, candidate) -> float:
 
 
 def test_a_space_is_the_grid_plus_the_listed_candidates_once_each():
-    space = parse_space({
-        "family": "image", "embed_dim": 64, "fixed": {"drop_path_rate": 0.1},
-        "grid": {"model": ["mobilevitv2_050", "mobilevit_xxs"], "image_size": [64, 96]},
-        "candidates": [{"model": "mobilevitv2_050", "image_size": 64}, {"model": "mobilevitv2_100", "image_size": 128}],
-    })
+    space = parse_space(
+        {
+            "family": "image",
+            "embed_dim": 64,
+            "fixed": {"drop_path_rate": 0.1},
+            "grid": {"model": ["mobilevitv2_050", "mobilevit_xxs"], "image_size": [64, 96]},
+            "candidates": [{"model": "mobilevitv2_050", "image_size": 64}, {"model": "mobilevitv2_100", "image_size": 128}],
+        }
+    )
     assert [c.name for c in space.candidates] == [
-        "mobilevitv2_050@64", "mobilevitv2_050@96", "mobilevit_xxs@64", "mobilevit_xxs@96", "mobilevitv2_100@128"]
+        "mobilevitv2_050@64",
+        "mobilevitv2_050@96",
+        "mobilevit_xxs@64",
+        "mobilevit_xxs@96",
+        "mobilevitv2_100@128",
+    ]
     assert all(c.options["drop_path_rate"] == 0.1 and c.embed_dim == 64 for c in space.candidates)
     text = parse_space({"family": "text", "grid": {"layers": [1, 2]}, "fixed": {"pooling": "cls"}})
     assert [c.name for c in text.candidates] == ["L1-H256-A4-F512-T32-V8000-cls", "L2-H256-A4-F512-T32-V8000-cls"]
@@ -103,19 +115,22 @@ def test_a_space_is_the_grid_plus_the_listed_candidates_once_each():
     assert text.candidates[0].architecture["vocab_size"] == 8000
 
 
-@pytest.mark.parametrize("raw, match", [
-    ([1, 2], "a search space is a mapping"),
-    ({"family": "audio", "grid": {}}, "family must be one of image, text"),
-    ({"family": "image", "grid": {"model": ["mobilevitv2_050"]}, "colour": 1}, "unknown key"),
-    ({"family": "image", "grid": {"modle": ["mobilevitv2_050"]}}, "unknown option.*modle"),
-    ({"family": "image", "grid": {"model": []}}, "needs a non-empty list"),
-    ({"family": "image"}, "has no candidates"),
-    ({"family": "image", "candidates": [{"model": "resnet50", "image_size": 64}]}, "unknown MobileViT model"),
-    ({"family": "image", "candidates": [{"model": "mobilevitv2_050", "image_size": 100}]}, "multiple of 32"),
-    ({"family": "text", "candidates": [{"hidden": 100, "heads": 3}]}, "not divisible by 3 heads"),
-    ({"family": "text", "candidates": [{"vocab_size": "big"}]}, "vocab_size must be an integer"),
-    ({"family": "text", "embed_dim": 0, "grid": {"layers": [1]}}, "embed_dim must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "raw, match",
+    [
+        ([1, 2], "a search space is a mapping"),
+        ({"family": "audio", "grid": {}}, "family must be one of image, text"),
+        ({"family": "image", "grid": {"model": ["mobilevitv2_050"]}, "colour": 1}, "unknown key"),
+        ({"family": "image", "grid": {"modle": ["mobilevitv2_050"]}}, "unknown option.*modle"),
+        ({"family": "image", "grid": {"model": []}}, "needs a non-empty list"),
+        ({"family": "image"}, "has no candidates"),
+        ({"family": "image", "candidates": [{"model": "resnet50", "image_size": 64}]}, "unknown MobileViT model"),
+        ({"family": "image", "candidates": [{"model": "mobilevitv2_050", "image_size": 100}]}, "multiple of 32"),
+        ({"family": "text", "candidates": [{"hidden": 100, "heads": 3}]}, "not divisible by 3 heads"),
+        ({"family": "text", "candidates": [{"vocab_size": "big"}]}, "vocab_size must be an integer"),
+        ({"family": "text", "embed_dim": 0, "grid": {"layers": [1]}}, "embed_dim must be a positive integer"),
+    ],
+)
 def test_bad_spaces_are_refused_with_the_reason(raw, match):
     with pytest.raises(CompressError, match=match):
         parse_space(raw, source="space.yaml")
@@ -183,13 +198,16 @@ def test_lut_latency_is_the_sum_over_the_exported_graph(root, small_spaces):
     assert counted.latency_ms == pytest.approx(table.latency(ops).latency_ms - values[missing] * ops[missing])
 
 
-@pytest.mark.parametrize("raw, match", [
-    ({"device": "x"}, "with an \"ops\" object"),
-    ({"ops": {"aten.add.Tensor(f32[1])": None}}, "have no latency yet"),
-    ({"ops": {"aten.add.Tensor(f32[1])": -1}}, "must be a number >= 0"),
-    ({"unit": "us", "ops": {}}, "unit must be \"ms\""),
-    ({"format": "other", "ops": {}}, "is not 'compress-op-latency-table'"),
-])
+@pytest.mark.parametrize(
+    "raw, match",
+    [
+        ({"device": "x"}, 'with an "ops" object'),
+        ({"ops": {"aten.add.Tensor(f32[1])": None}}, "have no latency yet"),
+        ({"ops": {"aten.add.Tensor(f32[1])": -1}}, "must be a number >= 0"),
+        ({"unit": "us", "ops": {}}, 'unit must be "ms"'),
+        ({"format": "other", "ops": {}}, "is not 'compress-op-latency-table'"),
+    ],
+)
 def test_bad_latency_tables_are_refused(raw, match):
     with pytest.raises(CompressError, match=match):
         LatencyTable.from_dict(raw, source="phone.json")
@@ -198,8 +216,19 @@ def test_bad_latency_tables_are_refused(raw, match):
 def test_the_template_command_lists_every_operator_of_the_spaces(cache_env, small_spaces, tmp_path):
     image, text, files = small_spaces
     out = tmp_path / "phone.json"
-    code = main(["search", "--space-image", str(files["image"]), "--space-text", str(files["text"]),
-                 "--write-lut-template", str(out), "--lut-device", "Pixel 8"])
+    code = main(
+        [
+            "search",
+            "--space-image",
+            str(files["image"]),
+            "--space-text",
+            str(files["text"]),
+            "--write-lut-template",
+            str(out),
+            "--lut-device",
+            "Pixel 8",
+        ]
+    )
     assert code == 0
     template = json.loads(out.read_text(encoding="utf-8"))
     assert template["device"] == "Pixel 8" and template["runtime"].startswith("executorch-")
@@ -233,14 +262,20 @@ def test_search_keeps_the_budgets_and_writes_an_undominated_front(cache_env, sma
     image_budget = max(latency(root, c) for c in image.candidates) * 1.01
     text_latencies = sorted(latency(root, c) for c in text.candidates)
     text_budget = (text_latencies[-2] + text_latencies[-1]) / 2  # leaves out the slowest text tower
-    sizes = sorted(i.measurement.pte_mb + t.measurement.pte_mb
-                   for i in (lowered_member(root, c) for c in image.candidates)
-                   for t in (lowered_member(root, c) for c in text.candidates)
-                   if latency(root, t.candidate) <= text_budget)
+    sizes = sorted(
+        i.measurement.pte_mb + t.measurement.pte_mb
+        for i in (lowered_member(root, c) for c in image.candidates)
+        for t in (lowered_member(root, c) for c in text.candidates)
+        if latency(root, t.candidate) <= text_budget
+    )
     budgets = Budgets(image_budget, text_budget, sizes[-1] - 1e-3)  # and the largest of the remaining pairs
     teacher = load_demo_teacher(teacher_folder)
-    run = lambda out: run_search(budgets, image, text, teacher, out, proxy=TINY_PROXY,  # noqa: E731
-                                 latency_cache=LatencyCache(), proxy_cache=ProxyCache())
+
+    def run(out):
+        return run_search(
+            budgets, image, text, teacher, out, proxy=TINY_PROXY, latency_cache=LatencyCache(), proxy_cache=ProxyCache()
+        )
+
     result = run(tmp_path / "search")
 
     slowest = [r for r in result.text if r.latency_ms > text_budget]
@@ -253,8 +288,9 @@ def test_search_keeps_the_budgets_and_writes_an_undominated_front(cache_env, sma
     for member in result.front:
         assert not any(dominates(p.latency_ms, p.quality, member.latency_ms, member.quality) for p in result.pairs)
     for pair in result.pairs:  # everything off the front is dominated by a front member
-        assert pair in result.front or any(dominates(f.latency_ms, f.quality, pair.latency_ms, pair.quality)
-                                           for f in result.front)
+        assert pair in result.front or any(
+            dominates(f.latency_ms, f.quality, pair.latency_ms, pair.quality) for f in result.front
+        )
     assert result.chosen is max(result.front, key=lambda p: p.quality)
     for tower in (result.chosen.image, result.chosen.text):
         assert tower.proxy.val_loss > 0 and 0 <= tower.proxy.zero_shot <= 1
@@ -281,8 +317,17 @@ def test_search_keeps_the_budgets_and_writes_an_undominated_front(cache_env, sma
     # with a phone's latency table the budgets apply to the table's latencies
     ops = {s for c in image.candidates + text.candidates for s in lowered_member(root, c).measurement.ops}
     table = LatencyTable.from_dict({"device": "phone", "ops": {s: 0.0001 for s in ops}})
-    priced = run_search(Budgets(1.0, 1.0, None), image, text, teacher, tmp_path / "lut", proxy=TINY_PROXY, lut=table,
-                        latency_cache=LatencyCache(), proxy_cache=ProxyCache())
+    priced = run_search(
+        Budgets(1.0, 1.0, None),
+        image,
+        text,
+        teacher,
+        tmp_path / "lut",
+        proxy=TINY_PROXY,
+        lut=table,
+        latency_cache=LatencyCache(),
+        proxy_cache=ProxyCache(),
+    )
     for r in priced.image + priced.text:
         assert r.latency_source == "lut" and r.status == "ok"
         assert r.latency_ms == pytest.approx(0.0001 * sum(r.measurement.ops.values()))
@@ -290,10 +335,34 @@ def test_search_keeps_the_budgets_and_writes_an_undominated_front(cache_env, sma
 
 def test_the_command_writes_the_front_and_the_chosen_student(cache_env, small_spaces, teacher_folder, tmp_path, capsys):
     _, _, files = small_spaces
-    proxy = ["--proxy-steps", "2", "--proxy-batch-size", "4", "--proxy-train-samples", "8", "--proxy-val-samples", "4",
-             "--proxy-zero-shot-count", "4"]
-    code = main(["search", "--space-image", str(files["image"]), "--space-text", str(files["text"]), *proxy,
-                 "--teacher", f"demo:{teacher_folder}", "--pick", "fastest", "--out", str(tmp_path / "cli")])
+    proxy = [
+        "--proxy-steps",
+        "2",
+        "--proxy-batch-size",
+        "4",
+        "--proxy-train-samples",
+        "8",
+        "--proxy-val-samples",
+        "4",
+        "--proxy-zero-shot-count",
+        "4",
+    ]
+    code = main(
+        [
+            "search",
+            "--space-image",
+            str(files["image"]),
+            "--space-text",
+            str(files["text"]),
+            *proxy,
+            "--teacher",
+            f"demo:{teacher_folder}",
+            "--pick",
+            "fastest",
+            "--out",
+            str(tmp_path / "cli"),
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "cli" / "search.json").read_text(encoding="utf-8"))
     fastest = min(report["front"], key=lambda p: p["latency_ms"])
@@ -306,8 +375,16 @@ def test_the_command_writes_the_front_and_the_chosen_student(cache_env, small_sp
 def test_budgets_that_exclude_everything_are_one_clear_error(cache_env, small_spaces, tmp_path, capsys):
     _, _, files = small_spaces
     # the teacher spec names a file, which fails at once if anything tried to load it
-    spaces = ["--space-image", str(files["image"]), "--space-text", str(files["text"]), "--out", str(tmp_path),
-              "--teacher", f"demo:{files['image']}"]
+    spaces = [
+        "--space-image",
+        str(files["image"]),
+        "--space-text",
+        str(files["text"]),
+        "--out",
+        str(tmp_path),
+        "--teacher",
+        f"demo:{files['image']}",
+    ]
     code = main(["search", *spaces, "--image-latency-ms", "0.001"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
@@ -334,8 +411,11 @@ def test_pair_quality_follows_rank_by():
 
 
 def test_pick_rules_choose_from_the_front():
-    front = [Pair(FakeTower(1, 9), FakeTower(1, 9), 0.1), Pair(FakeTower(5, 1), FakeTower(5, 1), 0.5),
-             Pair(FakeTower(9, 5), FakeTower(9, 5), 0.9)]
+    front = [
+        Pair(FakeTower(1, 9), FakeTower(1, 9), 0.1),
+        Pair(FakeTower(5, 1), FakeTower(5, 1), 0.5),
+        Pair(FakeTower(9, 5), FakeTower(9, 5), 0.9),
+    ]
     assert pick(front, "best") is front[2] and pick(front, "fastest") is front[0] and pick(front, "smallest") is front[1]
     with pytest.raises(CompressError, match="--pick must be one of"):
         pick(front, "random")

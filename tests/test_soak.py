@@ -25,8 +25,16 @@ def test_killed_and_resumed_runs_end_bit_for_bit_like_uninterrupted_ones(tmp_pat
     assert fit.resumes >= 2 and cache.resumes >= 1
     assert fit.half_written == [] and cache.half_written == []
     assert fit.mismatches == [] and cache.mismatches == []
-    places = {"start-up", "stage 1", "stage 2", "between stages", "finishing", "checkpoint write (stage 1)",
-              "checkpoint write (stage 2)", "checkpoint write (between stages)"}
+    places = {
+        "start-up",
+        "stage 1",
+        "stage 2",
+        "between stages",
+        "finishing",
+        "checkpoint write (stage 1)",
+        "checkpoint write (stage 2)",
+        "checkpoint write (between stages)",
+    }
     assert sum(fit.landed.values()) == 2 and set(fit.landed) <= places
     assert set(cache.landed) <= {"embedding", "shard write"}
 
@@ -35,7 +43,7 @@ def test_the_soak_detects_a_half_written_file_and_a_changed_output(tmp_path):
     soak = _soak_module()
     shard = tmp_path / "cache" / "shards" / "shard-00000.safetensors"
     shard.parent.mkdir(parents=True)
-    shard.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{\"a\":")  # a header cut short
+    shard.write_bytes(b'\x08\x00\x00\x00\x00\x00\x00\x00{"a":')  # a header cut short
     (tmp_path / "cache" / "shards" / ".shard-00001.safetensors.1.ab.tmp").write_bytes(b"half")  # temporaries are fine
     assert soak.half_written(tmp_path) == ["cache/shards/shard-00000.safetensors"]
     report = tmp_path / "run" / "report.json"

@@ -84,7 +84,9 @@ def test_command_line_text_is_inline_yaml_or_json_or_a_plain_string():
     assert parse_text("{image: a, text: b}") == {"image": "a", "text": "b"}
     assert parse_text('{"image": "a", "text": "b"}') == {"image": "a", "text": "b"}
     assert parse_text("[demo:train, {name: manifest, location: m.jsonl}]") == [
-        "demo:train", {"name": "manifest", "location": "m.jsonl"}]
+        "demo:train",
+        {"name": "manifest", "location": "m.jsonl"},
+    ]
     assert parse_text("  altclip:/models/x ") == "  altclip:/models/x "
     assert parse_text("shards/{000..009}.tar") == "shards/{000..009}.tar"  # only a leading brace opens a mapping
     with pytest.raises(CompressError, match=r"--teacher '\{image: a' is not a valid YAML or JSON"):
@@ -103,9 +105,13 @@ def test_teacher_specs_single_composed_and_ensemble():
         teacher_spec({"ensemble": "a"})
     assert with_options("altclip:/m", device="cuda:1") == {"name": "altclip", "location": "/m", "device": "cuda:1"}
     assert with_options({"image": "a", "text": {"name": "b", "x": 1}}, device="cpu") == {
-        "image": {"name": "a", "device": "cpu"}, "text": {"name": "b", "x": 1, "device": "cpu"}}
+        "image": {"name": "a", "device": "cpu"},
+        "text": {"name": "b", "x": 1, "device": "cpu"},
+    }
     assert with_options({"ensemble": ["a"], "weights": [1]}, device="cpu") == {
-        "ensemble": [{"name": "a", "device": "cpu"}], "weights": [1]}
+        "ensemble": [{"name": "a", "device": "cpu"}],
+        "weights": [1],
+    }
 
 
 def test_data_specs_take_a_source_prefix_and_unambiguous_paths(tmp_path, monkeypatch):
@@ -163,8 +169,24 @@ def test_recipe_cache_build_and_eval_accept_the_same_composed_teacher(toy_parts,
     assert index["teacher"]["fingerprint"] == expected and index["samples"] == 4
 
     device_out = tmp_path / "cache-cpu"
-    assert main(["cache", "build", "--teacher", COMPOSED, "--data", data, "--out", str(device_out), "--device", "cpu",
-                 "--no-progress"]) == 0  # --device reaches every part of a composed teacher
+    assert (
+        main(
+            [
+                "cache",
+                "build",
+                "--teacher",
+                COMPOSED,
+                "--data",
+                data,
+                "--out",
+                str(device_out),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )  # --device reaches every part of a composed teacher
 
     report = tmp_path / "eval"
     assert main(["eval", "--model", COMPOSED, "--dataset", "demo:color", "--limit", "8", "--out", str(report)]) == 0

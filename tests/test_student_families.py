@@ -55,10 +55,13 @@ def test_mobilevit_outside_the_default_space_builds_and_embeds(model):
     assert out.shape == (1, 8) and torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("options", [
-    {"pooling": "cls", "norm": "post"},
-    {"layers": 1, "hidden": 48, "heads": 3, "ffn": 96, "max_length": 12, "vocab_size": 500},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"pooling": "cls", "norm": "post"},
+        {"layers": 1, "hidden": 48, "heads": 3, "ffn": 96, "max_length": 12, "vocab_size": 500},
+    ],
+)
 def test_text_variants_export_at_a_static_shape(options):
     base = {"layers": 1, "hidden": 32, "heads": 2, "ffn": 64, "max_length": 16, "vocab_size": 300}
     candidate = parse_space({"family": "text", "embed_dim": 16, "candidates": [{**base, **options}]}).candidates[0]
@@ -72,8 +75,10 @@ def test_text_variants_export_at_a_static_shape(options):
 def test_an_image_candidate_starts_from_a_local_timm_checkpoint(tmp_path):
     backbone = timm.create_model("mobilevitv2_050", pretrained=False, num_classes=1000)
     save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(tmp_path / "mv2.safetensors"))
-    space = {"family": "image", "candidates": [{"model": "mobilevitv2_050", "image_size": 64,
-                                                "checkpoint": str(tmp_path / "mv2.safetensors")}]}
+    space = {
+        "family": "image",
+        "candidates": [{"model": "mobilevitv2_050", "image_size": 64, "checkpoint": str(tmp_path / "mv2.safetensors")}],
+    }
     tower = build_tower(parse_space(space).candidates[0])
     expected = backbone.state_dict()
     for key, value in tower.backbone.state_dict().items():

@@ -122,9 +122,7 @@ def test_the_recorded_family_decides_and_its_absence_is_a_clear_error(mine_site,
 def test_a_factory_entry_point_builds_but_cannot_reload(tmp_path, monkeypatch):
     site = tmp_path / "site"
     site.mkdir()
-    (site / "compress_factory_students.py").write_text(
-        FAMILY_MODULE + "\n\ndef build(config):\n    return TinyStudent(config)\n"
-    )
+    (site / "compress_factory_students.py").write_text(FAMILY_MODULE + "\n\ndef build(config):\n    return TinyStudent(config)\n")
     info = site / "compress_factory_students-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: compress-factory-students\nVersion: 0.1\n")

@@ -24,8 +24,14 @@ from students.text_encoder import TextEncoder
 from students.tokenizer import default_tokenizer, train_tokenizer
 
 CAPTIONS = [
-    "A photo of a red circle.", "一个红色的圆形。", "A blue square at the top.", "一个蓝色的正方形在上面。",
-    "Two green triangles.", "两个绿色的三角形。", "A small yellow star.", "一个小的黄色星形。",
+    "A photo of a red circle.",
+    "一个红色的圆形。",
+    "A blue square at the top.",
+    "一个蓝色的正方形在上面。",
+    "Two green triangles.",
+    "两个绿色的三角形。",
+    "A small yellow star.",
+    "一个小的黄色星形。",
 ] * 4
 TINY_TEXT = {"layers": 1, "hidden": 32, "heads": 2, "ffn": 64, "max_length": 16}
 
@@ -84,8 +90,13 @@ def test_default_tokenizer_covers_the_demo_chinese_characters(default_student):
     from compress.demo_world import open_demo
 
     tokenizer = default_student[0].tokenizer
-    characters = {ch for caption, lang in open_demo("train", size=2000).captions() if lang == "zh"
-                  for ch in caption if "\u4e00" <= ch <= "\u9fff"}
+    characters = {
+        ch
+        for caption, lang in open_demo("train", size=2000).captions()
+        if lang == "zh"
+        for ch in caption
+        if "\u4e00" <= ch <= "\u9fff"
+    }
     assert len(characters) > 20
     assert [ch for ch in sorted(characters) if tokenizer.piece_to_id(ch) == tokenizer.unk_id] == []
 
@@ -182,20 +193,23 @@ def test_from_pretrained_names_the_bad_file(tiny_student, tmp_path):
         BilingualStudent.from_pretrained(folder)
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"image": {"image_size": 100}}, "multiple of 32"),
-    ({"image": {"image_size": 32}}, "at least 64"),
-    ({"image": {"model": "resnet50"}}, "unknown MobileViT model"),
-    ({"image": {"resize": "stretch"}}, "resize rule"),
-    ({"image": {"mean": 0.5}}, "list of 3 numbers"),
-    ({"image": {"std": [1.0, 0.0, 1.0]}}, "std values must be positive"),
-    ({"text": {"hidden": 30, "heads": 4}}, "not divisible"),
-    ({"text": {"pooling": "max"}}, "pooling"),
-    ({"text": {"vocab_size": 123}}, "does not match the tokenizer"),
-    ({"text": {"layer": 2}}, "unknown text option 'layer'"),
-    ({"embed_size": 2}, "unknown student config key"),
-    ({"image": None, "text": None}, "needs an image tower, a text tower, or both"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"image": {"image_size": 100}}, "multiple of 32"),
+        ({"image": {"image_size": 32}}, "at least 64"),
+        ({"image": {"model": "resnet50"}}, "unknown MobileViT model"),
+        ({"image": {"resize": "stretch"}}, "resize rule"),
+        ({"image": {"mean": 0.5}}, "list of 3 numbers"),
+        ({"image": {"std": [1.0, 0.0, 1.0]}}, "std values must be positive"),
+        ({"text": {"hidden": 30, "heads": 4}}, "not divisible"),
+        ({"text": {"pooling": "max"}}, "pooling"),
+        ({"text": {"vocab_size": 123}}, "does not match the tokenizer"),
+        ({"text": {"layer": 2}}, "unknown text option 'layer'"),
+        ({"embed_size": 2}, "unknown student config key"),
+        ({"image": None, "text": None}, "needs an image tower, a text tower, or both"),
+    ],
+)
 def test_bad_configs_are_refused(tokenizer_path, bad, match):
     with pytest.raises(CompressError, match=match):
         build_bilingual_student({"text": TINY_TEXT, "tokenizer": str(tokenizer_path), **bad})
@@ -258,4 +272,3 @@ def test_towers_run_in_executorch_like_eager(tiny_student, tmp_path, tower):
     ported = lower_and_run(module, example, tmp_path / f"{tower}.pte")
     assert ported.shape == eager.shape
     assert (ported - eager).abs().max().item() <= 1e-4
-

@@ -54,7 +54,7 @@ class ExportedProgramTarget:
         module = torch.export.load(str(path)).module()
         return lambda value: module(value).detach()
 '''
-EXPORT = '''
+EXPORT = """
 import sys
 import pytest
 from compress import cli
@@ -65,7 +65,7 @@ from export_fixtures import with_small_image_tower
 with pytest.MonkeyPatch.context() as patch:
     patch.setattr(export_command, "build_student", lambda folder: with_small_image_tower(build_student(folder)))
     sys.exit(cli.main(sys.argv[1:]))
-'''
+"""
 
 
 def install_plugin(site: Path) -> Path:
@@ -105,8 +105,24 @@ def test_compress_export_uses_the_plugin_end_to_end(site, tmp_path, tmp_path_fac
     run_dir = make_run_dir(tmp_path)
     bundle = tmp_path / "bundle"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO / "tests"), str(REPO)])}
-    command = [sys.executable, "-c", EXPORT, "export", "--checkpoint", str(run_dir), "--out", str(bundle),
-               "--targets", "executorch,pt2", "--labels", "demo-shape", "--parity-count", "4", "--zero-shot-count", "8"]
+    command = [
+        sys.executable,
+        "-c",
+        EXPORT,
+        "export",
+        "--checkpoint",
+        str(run_dir),
+        "--out",
+        str(bundle),
+        "--targets",
+        "executorch,pt2",
+        "--labels",
+        "demo-shape",
+        "--parity-count",
+        "4",
+        "--zero-shot-count",
+        "8",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     loaded = load_bundle(bundle)  # every file listed with its sha256, the manifest valid
@@ -119,9 +135,11 @@ def test_compress_export_uses_the_plugin_end_to_end(site, tmp_path, tmp_path_fac
     for tower in ("image", "text"):
         assert checks[f"pt2 {tower} fp32 max abs error vs eager"]["passed"]  # measured through the plugin's load()
     assert "pt2 fp32" in report["seconds"]
-    assert {(z["target"], z["lang"]) for z in report["zero_shot"]} == {(t, lang) for t in ("executorch", "pt2") for lang in ("en", "zh")}
+    assert {(z["target"], z["lang"]) for z in report["zero_shot"]} == {
+        (t, lang) for t in ("executorch", "pt2") for lang in ("en", "zh")
+    }
     assert "pt2 image fp32" in result.stdout
-    unknown = [*command[:command.index("--out")], "--out", str(tmp_path / "b2"), "--targets", "pt2,tflite"]
+    unknown = [*command[: command.index("--out")], "--out", str(tmp_path / "b2"), "--targets", "pt2,tflite"]
     broken = subprocess.run(unknown, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert broken.returncode == 2 and "unknown target plugin 'tflite'; available: coreml, executorch, pt2" in broken.stderr
 
@@ -133,7 +151,12 @@ def test_no_library_module_imports_a_first_party_target():
     offenders = []
     for path in sorted((REPO / "compress").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
             offenders += [f"{path.relative_to(REPO)}: {name}" for name in names if name.split(".")[0] == "targets"]
     assert offenders == []

@@ -73,8 +73,13 @@ def test_a_program_xnnpack_cannot_take_is_refused(tmp_path):
 
 
 def test_heavy_operators_left_outside_warn_or_refuse(caplog):
-    summary = DelegationSummary(subgraphs=2, delegated_nodes=6, non_delegated_nodes=2,
-                                non_delegated_ops={"aten_convolution_default": 1}, heavy_ops_outside=["aten_convolution_default"])
+    summary = DelegationSummary(
+        subgraphs=2,
+        delegated_nodes=6,
+        non_delegated_nodes=2,
+        non_delegated_ops={"aten_convolution_default": 1},
+        heavy_ops_outside=["aten_convolution_default"],
+    )
     with caplog.at_level(logging.WARNING):
         ExecuTorchTarget()._check(summary)
     assert "aten_convolution_default" in caplog.text and "75% of operators delegated" in caplog.text
@@ -122,8 +127,14 @@ def test_coreml_text_model_spec_per_compression(converted_text, mode, tmp_path):
 
 
 def test_coreml_image_model_takes_an_image(tmp_path):
-    path = CoreMLTarget().export(image_model(64), torch.rand(1, 3, 64, 64), tmp_path / "image.mlpackage",
-                                 input_kind="image", input_name="image", compression="int8")
+    path = CoreMLTarget().export(
+        image_model(64),
+        torch.rand(1, 3, 64, 64),
+        tmp_path / "image.mlpackage",
+        input_kind="image",
+        input_name="image",
+        compression="int8",
+    )
     info = inspect_mlpackage(path)
     assert info["inputs"] == [{"name": "image", "kind": "image", "shape": [1, 3, 64, 64]}]
     assert info["outputs"][0]["shape"] == [1, 16]
@@ -154,6 +165,7 @@ def test_coreml_predictions_match_pytorch(converted_text):
 
 # The Target protocol, as the bundle drives every target.
 
+
 def test_first_party_targets_meet_the_target_protocol():
     from compress.bundle.plugins import load_target
     from compress.protocols import Target
@@ -181,8 +193,14 @@ def test_executorch_export_tower_writes_an_entry_and_loads_a_runner(tmp_path):
     calibration = (ids, torch.roll(ids, 1, dims=1))
     entries = []
     for precision in ("fp32", "int8"):
-        job = TowerExport(tower="text", module=model, example=ids, precision=precision, embed_dim=32,
-                          calibration=calibration if target.needs_calibration(precision) else ())
+        job = TowerExport(
+            tower="text",
+            module=model,
+            example=ids,
+            precision=precision,
+            embed_dim=32,
+            calibration=calibration if target.needs_calibration(precision) else (),
+        )
         entries += target.export_tower(job, tmp_path)
     assert [e["file"] for e in entries] == ["text_encoder.pte", "text_encoder.int8.pte"]
     fp32, int8 = entries
@@ -202,8 +220,13 @@ def test_coreml_export_tower_converts_once_for_every_variant(tmp_path, monkeypat
     convert = target.convert
     monkeypatch.setattr(target, "convert", lambda *a, **k: conversions.append(k) or convert(*a, **k))
     model, pixels = image_model(32), torch.rand(1, 3, 32, 32)
-    entries = [e for precision in ("fp16", "palette6") for e in target.export_tower(
-        TowerExport(tower="image", module=model, example=pixels, precision=precision, embed_dim=16), tmp_path)]
+    entries = [
+        e
+        for precision in ("fp16", "palette6")
+        for e in target.export_tower(
+            TowerExport(tower="image", module=model, example=pixels, precision=precision, embed_dim=16), tmp_path
+        )
+    ]
     assert len(conversions) == 1 and conversions[0]["input_kind"] == "image"
     assert [e["file"] for e in entries] == ["image_encoder.mlpackage", "image_encoder.palette6.mlpackage"]
     assert entries[0]["input"] == {"name": "image", "kind": "image", "shape": [1, 3, 32, 32], "dtype": "image"}

@@ -169,9 +169,7 @@ def test_languages_are_enforced(teachers, folders):
     assert teachers["mclip"].encode_texts(CAPTIONS["zh"], "zh").shape[0] == len(CAPTIONS["zh"])
     with pytest.raises(CompressError, match="not 'fr'"):
         teachers["altclip"].encode_texts(["une photo"], "fr")
-    bilingual = compress.load_teacher(
-        {"name": "chinese-clip", "location": str(folders["chinese-clip"]), "languages": "zh,en"}
-    )
+    bilingual = compress.load_teacher({"name": "chinese-clip", "location": str(folders["chinese-clip"]), "languages": "zh,en"})
     assert bilingual.languages == ("zh", "en")
     assert bilingual.encode_texts(CAPTIONS["en"], "en").shape == (len(CAPTIONS["en"]), TINY_EMBED_DIM)
 
@@ -242,9 +240,7 @@ def test_hub_id_already_in_the_compress_cache_loads_offline(plugin, teachers, fo
     assert cached.model_id == location
     assert cached.weights_digest == teachers[plugin].weights_digest
     texts, lang = _texts_lang(cached)
-    torch.testing.assert_close(
-        cached.encode_texts(texts, lang), teachers[plugin].encode_texts(texts, lang), atol=1e-6, rtol=0
-    )
+    torch.testing.assert_close(cached.encode_texts(texts, lang), teachers[plugin].encode_texts(texts, lang), atol=1e-6, rtol=0)
 
 
 def test_folder_without_weights_is_refused(folders, tmp_path):

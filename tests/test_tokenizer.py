@@ -146,8 +146,9 @@ def test_the_default_tokenizer_trains_on_its_corpus_data_spec_once(tmp_path, mon
     assert DEFAULT_CORPUS == "demo:train"
     monkeypatch.setenv("COMPRESS_CACHE_DIR", str(tmp_path / "cache"))
     Image.new("RGB", (8, 8), "red").save(tmp_path / "red.png")
-    lines = [{"image": "red.png", "caption": text, "lang": "zh" if any(ord(c) > 127 for c in text) else "en"}
-             for text in corpus()]
+    lines = [
+        {"image": "red.png", "caption": text, "lang": "zh" if any(ord(c) > 127 for c in text) else "en"} for text in corpus()
+    ]
     manifest = tmp_path / "captions.jsonl"
     manifest.write_text("\n".join(json.dumps(line, ensure_ascii=False) for line in lines), encoding="utf-8")
     first = default_tokenizer(vocab_size=400, corpus=f"manifest:{manifest}")

@@ -31,11 +31,13 @@ REAL_SAVE_FILE = safetensors.torch.save_file
 
 def _half_then_enospc(real):
     """A writer that writes half of what `real` would, then fails as a full disk does."""
+
     def write(tensors, filename, *args, **kwargs):
         real(tensors, filename, *args, **kwargs)
         data = Path(filename).read_bytes()
         Path(filename).write_bytes(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(filename))
+
     return write
 
 
@@ -50,8 +52,11 @@ def test_a_json_write_that_fills_the_disk_keeps_the_old_file(tmp_path, monkeypat
         temp.write_text('{"step": 2, "loss')
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    with pytest.raises(CompressError, match=r"report\.json: cannot write \(no space left on the device\); the "
-                                            "previous version is kept"):
+    with pytest.raises(
+        CompressError,
+        match=r"report\.json: cannot write \(no space left on the device\); the "
+        "previous version is kept",
+    ):
         files.write_atomically(path, half_then_full)
     assert json.loads(path.read_text()) == {"step": 1}
     assert _leftovers(tmp_path) == []
@@ -111,6 +116,7 @@ def test_a_checkpoint_that_cannot_be_written_keeps_the_previous_one(tmp_path, mo
     before = _digest(previous)
     enospc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     if failing == "model":
+
         def full(*args, **kwargs):
             raise enospc
 
@@ -143,8 +149,7 @@ def test_a_checkpoint_that_cannot_be_written_keeps_the_previous_one(tmp_path, mo
     assert _leftovers(tmp_path) == []
 
 
-def test_training_that_cannot_checkpoint_stops_with_one_error_and_resumes_from_the_last_checkpoint(tmp_path,
-                                                                                                   monkeypatch):
+def test_training_that_cannot_checkpoint_stops_with_one_error_and_resumes_from_the_last_checkpoint(tmp_path, monkeypatch):
     run = tmp_path / "run"
     writes = {"n": 0}
 

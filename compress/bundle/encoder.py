@@ -86,7 +86,12 @@ class BundleEncoder:
         probability = torch.softmax(self.logit_scale * cosine, dim=0)
         order = torch.argsort(probability, descending=True, stable=True)[: max(1, top)]  # ties: lower index first
         return [
-            {"rank": rank + 1, "class": labels["classnames"][i], "index": int(i),
-             "probability": float(probability[i]), "cosine": float(cosine[i])}
+            {
+                "rank": rank + 1,
+                "class": labels["classnames"][i],
+                "index": int(i),
+                "probability": float(probability[i]),
+                "cosine": float(cosine[i]),
+            }
             for rank, i in enumerate(order.tolist())
         ]

@@ -156,13 +156,23 @@ def _plan(student, settings: ExportSettings, calibration_samples, parity_samples
         needs = getattr(target, "needs_calibration", lambda precision: False)
         calibrated = [p for p in precisions[target.name] if needs(p)]
         if calibrated and not calibration_images:
-            raise CompressError(f"{target.name} {', '.join(calibrated)} export needs calibration samples: "
-                                "real training images (and captions)")
+            raise CompressError(
+                f"{target.name} {', '.join(calibrated)} export needs calibration samples: real training images (and captions)"
+            )
     parity_images, parity_texts = _images_and_texts(list(parity_samples or ())[: settings.parity_count])
     if not parity_images or not parity_texts:
         raise CompressError("parity checks need held-out samples with images and captions (parity_samples)")
-    return _Plan(settings, targets, precisions, sets, tuple(calibration_images), tuple(calibration_texts),
-                 tuple(parity_images), tuple(parity_texts), source)
+    return _Plan(
+        settings,
+        targets,
+        precisions,
+        sets,
+        tuple(calibration_images),
+        tuple(calibration_texts),
+        tuple(parity_images),
+        tuple(parity_texts),
+        source,
+    )
 
 
 def export_bundle(
@@ -214,8 +224,14 @@ def export_bundle(
 
 
 def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), console=console, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def _check_tokenizer_json(folder: Path, tokenizer: BundleTokenizer, texts: Sequence[str]) -> None:
@@ -230,8 +246,9 @@ def _check_tokenizer_json(folder: Path, tokenizer: BundleTokenizer, texts: Seque
             raise CompressError(f"{folder / TOKENIZER_JSON}: encodes {text!r} unlike {TOKENIZER_MODEL}")
 
 
-def _export_models(plan: _Plan, folder: Path, phase, towers: dict[str, tuple], embed_dim: int,
-                   calibration: dict[str, list[torch.Tensor]]) -> list[dict]:
+def _export_models(
+    plan: _Plan, folder: Path, phase, towers: dict[str, tuple], embed_dim: int, calibration: dict[str, list[torch.Tensor]]
+) -> list[dict]:
     """Every target's every precision of both towers (`towers`: tower -> (module, example)); their manifest entries."""
     models = []
     for target in plan.targets:
@@ -239,15 +256,22 @@ def _export_models(plan: _Plan, folder: Path, phase, towers: dict[str, tuple], e
             with phase(f"{target.name} {precision}"):
                 for tower, (module, example) in towers.items():
                     needs = getattr(target, "needs_calibration", lambda p: False)(precision)
-                    job = TowerExport(tower=tower, module=module, example=example, precision=precision, embed_dim=embed_dim,
-                                      calibration=tuple(calibration[tower]) if needs else (),
-                                      scheme=plan.settings.int8_schemes.get(tower))
+                    job = TowerExport(
+                        tower=tower,
+                        module=module,
+                        example=example,
+                        precision=precision,
+                        embed_dim=embed_dim,
+                        calibration=tuple(calibration[tower]) if needs else (),
+                        scheme=plan.settings.int8_schemes.get(tower),
+                    )
                     with _plugin_errors(target, f"export_tower ({tower}, {precision})"):
                         entries = target.export_tower(job, folder)
                     for entry in entries:
                         if entry.get("target") != target.name or not entry.get("file") or not (folder / entry["file"]).exists():
-                            raise CompressError(f"export target {target.name!r} returned a model entry for a file it did not "
-                                                f"write: {entry!r}")
+                            raise CompressError(
+                                f"export target {target.name!r} returned a model entry for a file it did not write: {entry!r}"
+                            )
                     models.extend(entries)
     return models
 
@@ -263,11 +287,18 @@ def _write(student, folder: Path, plan: _Plan, console: Console) -> ExportReport
     _check_tokenizer_json(folder, tokenizer, [t for _, t in golden_texts(tokenizer, student.languages)] + list(plan.parity_texts))
     image_model = ImageEncoderForExport(student.image_tower, manifest_image["mean"], manifest_image["std"]).eval()
     text_model = TextEncoderForExport(student.text_tower).eval()
-    inputs = {"image": [torch.from_numpy(image_input(im, manifest_image)) for im in plan.parity_images],
-              "text": [torch.from_numpy(tokenizer(t)) for t in plan.parity_texts]}
-    calibration = {"image": [torch.from_numpy(image_input(im, manifest_image)) for im in plan.calibration_images],
-                   "text": [torch.from_numpy(tokenizer(t)) for t in plan.calibration_texts]}
-    eager = {"image": torch.cat([image_model(x) for x in inputs["image"]]), "text": torch.cat([text_model(x) for x in inputs["text"]])}
+    inputs = {
+        "image": [torch.from_numpy(image_input(im, manifest_image)) for im in plan.parity_images],
+        "text": [torch.from_numpy(tokenizer(t)) for t in plan.parity_texts],
+    }
+    calibration = {
+        "image": [torch.from_numpy(image_input(im, manifest_image)) for im in plan.calibration_images],
+        "text": [torch.from_numpy(tokenizer(t)) for t in plan.calibration_texts],
+    }
+    eager = {
+        "image": torch.cat([image_model(x) for x in inputs["image"]]),
+        "text": torch.cat([text_model(x) for x in inputs["text"]]),
+    }
     steps = sum(len(p) for p in plan.precisions.values()) + len(plan.label_sets) + 2
     with _progress(console) as progress:
         phase = _Phases(progress, progress.add_task("exporting bundle", total=steps))
@@ -288,12 +319,22 @@ def _write(student, folder: Path, plan: _Plan, console: Console) -> ExportReport
                     label_entries.append({"set": label_set.name, "lang": lang, "file": rel, "classes": int(embeddings.shape[0])})
         with phase("golden inputs and outputs"):
             eager_runners = {"image": image_model, "text": text_model}
-            golden = write_golden(folder, student, tokenizer, manifest_image, plan.parity_images[0], eager_runners, runners,
-                                  label_files, settings.scale)
+            golden = write_golden(
+                folder,
+                student,
+                tokenizer,
+                manifest_image,
+                plan.parity_images[0],
+                eager_runners,
+                runners,
+                label_files,
+                settings.scale,
+            )
         with phase("parity, size and latency"):
             rows, checks = measure_models(folder, models, runners, inputs, eager, settings.thresholds)
-            zero_rows, zero_checks = zero_shot(runners, plan.label_sets, label_files, manifest_image, settings.zero_shot_count,
-                                               settings.thresholds)
+            zero_rows, zero_checks = zero_shot(
+                runners, plan.label_sets, label_files, manifest_image, settings.zero_shot_count, settings.thresholds
+            )
     data = {
         "thresholds": dict(settings.thresholds),
         "samples": {"images": len(plan.parity_images), "texts": len(plan.parity_texts)},
@@ -326,8 +367,10 @@ def _write(student, folder: Path, plan: _Plan, console: Console) -> ExportReport
             "family": describe.get("family"),
             "config": {**student.config, "tokenizer": TOKENIZER_MODEL},
             "source": plan.source,
-            "parameters": {"image": sum(p.numel() for p in student.image_tower.parameters()),
-                           "text": sum(p.numel() for p in student.text_tower.parameters())},
+            "parameters": {
+                "image": sum(p.numel() for p in student.image_tower.parameters()),
+                "text": sum(p.numel() for p in student.text_tower.parameters()),
+            },
             "int8_schemes": schemes or None,
             "exported_on": f"{platform.system()} {platform.machine()}, torch {torch.__version__}",
         },

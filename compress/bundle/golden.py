@@ -62,16 +62,27 @@ def top_k(embedding: np.ndarray, labels: dict, logit_scale: float, k: int = TOP_
     probability = np.exp(logits - logits.max())
     probability /= probability.sum()
     order = np.argsort(-probability, kind="stable")[:k]
-    return [{"index": int(i), "class": labels["classnames"][i], "probability": float(probability[i]), "cosine": float(cosine[i])}
-            for i in order]
+    return [
+        {"index": int(i), "class": labels["classnames"][i], "probability": float(probability[i]), "cosine": float(cosine[i])}
+        for i in order
+    ]
 
 
 def _vector(tensor: torch.Tensor) -> list[float]:
     return [float(v) for v in tensor.reshape(-1)]
 
 
-def write_golden(folder: Path, student, tokenizer: BundleTokenizer, manifest_image: dict, picture: Image.Image,
-                 eager: dict, runners: Runners, label_files: dict[str, dict], logit_scale: float) -> dict:
+def write_golden(
+    folder: Path,
+    student,
+    tokenizer: BundleTokenizer,
+    manifest_image: dict,
+    picture: Image.Image,
+    eager: dict,
+    runners: Runners,
+    label_files: dict[str, dict],
+    logit_scale: float,
+) -> dict:
     """Write golden.json and golden/; returns its content.
 
     Embeddings come from the first target whose fp32 models run here (ExecuTorch when exported),
@@ -91,7 +102,12 @@ def write_golden(folder: Path, student, tokenizer: BundleTokenizer, manifest_ima
         ids = tokenizer(text)
         if not np.array_equal(ids, student.tokenize([text]).numpy()):
             raise CompressError(f"bundle tokenization of {text!r} differs from the student's tokenizer")
-        item = {"lang": lang, "text": text, "ids": ids[0].tolist(), "embedding": _vector(run("text", "fp32")(torch.from_numpy(ids)))}
+        item = {
+            "lang": lang,
+            "text": text,
+            "ids": ids[0].tolist(),
+            "embedding": _vector(run("text", "fp32")(torch.from_numpy(ids))),
+        }
         if run("text", "int8") is not None:
             item["embedding_int8"] = _vector(run("text", "int8")(torch.from_numpy(ids)))
         texts.append(item)
@@ -103,8 +119,13 @@ def write_golden(folder: Path, student, tokenizer: BundleTokenizer, manifest_ima
         pixels = image_input(Image.open(folder / file), manifest_image)  # from the PNG, as a client reads it
         (folder / pixels_file).write_bytes(pixels.astype("<f4").tobytes())
         embedding = run("image", "fp32")(torch.from_numpy(pixels))
-        item = {"file": file, "pixels": pixels_file, "size": list(image.size), "input_shape": list(pixels.shape),
-                "embedding": _vector(embedding)}
+        item = {
+            "file": file,
+            "pixels": pixels_file,
+            "size": list(image.size),
+            "input_shape": list(pixels.shape),
+            "embedding": _vector(embedding),
+        }
         if run("image", "int8") is not None:
             item["embedding_int8"] = _vector(run("image", "int8")(torch.from_numpy(pixels)))
         item["top5"] = {key: top_k(np.asarray(item["embedding"]), labels, logit_scale) for key, labels in label_files.items()}
@@ -113,7 +134,7 @@ def write_golden(folder: Path, student, tokenizer: BundleTokenizer, manifest_ima
         "format": GOLDEN_FORMAT,
         "version": GOLDEN_VERSION,
         "about": "Exact model inputs and outputs: clients check ids and pixels exactly (pixels within 1/255), "
-                 "embeddings by cosine > 0.999 and top5 by class index (docs/bundle-format.md).",
+        "embeddings by cosine > 0.999 and top5 by class index (docs/bundle-format.md).",
         "computed_with": f"{reference} fp32" if reference else "eager PyTorch fp32",
         "texts": texts,
         "images": images,

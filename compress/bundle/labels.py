@@ -60,8 +60,13 @@ def resolve_label_set(name: str) -> LabelSet:
             continue
         task = {t.name: t for t in source.zero_shot_tasks()}.get(name[len(source_name) + 1 :])
         if task is not None:
-            return LabelSet(name, dict(task.classnames), dict(task.templates), source=getattr(source, "title", source_name),
-                            test_samples=partial(task.test_samples, split="test"))
+            return LabelSet(
+                name,
+                dict(task.classnames),
+                dict(task.templates),
+                source=getattr(source, "title", source_name),
+                test_samples=partial(task.test_samples, split="test"),
+            )
     from compress.eval.catalog import find_builtin
 
     dataset = find_builtin(name)

@@ -80,8 +80,13 @@ def manifest_paths(manifest: dict) -> list[tuple[str, str]]:
 def golden_paths(golden: dict) -> list[tuple[str, str]]:
     """(field, path) for every file golden.json names."""
     images = golden.get("images") if isinstance(golden.get("images"), list) else []
-    return [(f"images[{i}].{key}", image[key]) for i, image in enumerate(images) if isinstance(image, dict)
-            for key in ("file", "pixels") if isinstance(image.get(key), str)]
+    return [
+        (f"images[{i}].{key}", image[key])
+        for i, image in enumerate(images)
+        if isinstance(image, dict)
+        for key in ("file", "pixels")
+        if isinstance(image.get(key), str)
+    ]
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -128,7 +133,8 @@ class Bundle:
 
     def models(self, target: str | None = None, tower: str | None = None) -> list[dict]:
         return [
-            m for m in self.manifest["models"]
+            m
+            for m in self.manifest["models"]
             if (target is None or m["target"] == target) and (tower is None or m["tower"] == tower)
         ]
 
@@ -167,7 +173,8 @@ def load_bundle(folder: str | Path, verify: bool = True) -> Bundle:
         raise BundleError(f"{manifest_path}: not a {FORMAT} manifest")
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise BundleError(
-            f"{manifest_path}: schema_version {manifest.get('schema_version')!r} is not supported (this compress reads {SCHEMA_VERSION})"
+            f"{manifest_path}: schema_version {manifest.get('schema_version')!r} is not supported "
+            f"(this compress reads {SCHEMA_VERSION})"
         )
     for where, rel in manifest_paths(manifest):
         check_inside(folder, rel, where, str(manifest_path))
@@ -217,4 +224,7 @@ def verify_files(folder: Path, listed: dict[str, dict]) -> None:
             raise BundleError(f"{path}: altered (sha256 differs from {MANIFEST})")
     extra = sorted(present - set(listed))
     if extra:
-        raise BundleError(f"{folder / extra[0]}: unknown file, not listed in {MANIFEST}" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+        raise BundleError(
+            f"{folder / extra[0]}: unknown file, not listed in {MANIFEST}"
+            + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+        )

@@ -12,17 +12,29 @@ TRUNCATION = "bos + first max_length-2 pieces + eos, then pad"
 
 def image_section(describe_image: dict) -> dict:
     """`image`: size, mean/std, resize rule and the model input (normalisation inside the model)."""
-    return {"size": int(describe_image["image_size"]), "mean": [float(v) for v in describe_image["mean"]],
-            "std": [float(v) for v in describe_image["std"]], "resize": describe_image["resize"],
-            "interpolation": describe_image.get("interpolation", "bilinear"),
-            "input": {"color": "RGB", "layout": "NCHW", "dtype": "float32", "range": [0, 1], "normalization": "inside_model"}}
+    return {
+        "size": int(describe_image["image_size"]),
+        "mean": [float(v) for v in describe_image["mean"]],
+        "std": [float(v) for v in describe_image["std"]],
+        "resize": describe_image["resize"],
+        "interpolation": describe_image.get("interpolation", "bilinear"),
+        "input": {"color": "RGB", "layout": "NCHW", "dtype": "float32", "range": [0, 1], "normalization": "inside_model"},
+    }
 
 
 def text_section(describe_text: dict) -> dict:
     """`text`: tokenizer files, max_length, vocabulary size, special ids and the truncation rule."""
-    return {"tokenizer": TOKENIZER_MODEL, "tokenizer_json": TOKENIZER_JSON, "max_length": int(describe_text["max_length"]),
-            "vocab_size": int(describe_text["vocab_size"]), "pad_id": describe_text["pad_id"], "unk_id": describe_text["unk_id"],
-            "bos_id": describe_text["bos_id"], "eos_id": describe_text["eos_id"], "truncation": TRUNCATION}
+    return {
+        "tokenizer": TOKENIZER_MODEL,
+        "tokenizer_json": TOKENIZER_JSON,
+        "max_length": int(describe_text["max_length"]),
+        "vocab_size": int(describe_text["vocab_size"]),
+        "pad_id": describe_text["pad_id"],
+        "unk_id": describe_text["unk_id"],
+        "bos_id": describe_text["bos_id"],
+        "eos_id": describe_text["eos_id"],
+        "truncation": TRUNCATION,
+    }
 
 
 def model_digest(manifest: dict, file: str) -> str | None:
@@ -36,7 +48,9 @@ def model_digest(manifest: dict, file: str) -> str | None:
 
 
 def _canonical_sha256(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")).hexdigest()
+    return hashlib.sha256(
+        json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    ).hexdigest()
 
 
 def embedding_space(manifest: dict) -> str:

@@ -22,8 +22,14 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def measure_models(folder: Path, models: Sequence[dict], runners: Runners, inputs: dict[str, list[torch.Tensor]],
-                   eager: dict[str, torch.Tensor], thresholds) -> tuple[list[dict], list[dict]]:
+def measure_models(
+    folder: Path,
+    models: Sequence[dict],
+    runners: Runners,
+    inputs: dict[str, list[torch.Tensor]],
+    eager: dict[str, torch.Tensor],
+    thresholds,
+) -> tuple[list[dict], list[dict]]:
     """(one row per model, the checks): bytes and size ratio to the target's first precision;
     for models that run here, latency, error and cosine to eager, and cosine to the target's fp32."""
     outputs = {}
@@ -49,12 +55,20 @@ def measure_models(folder: Path, models: Sequence[dict], runners: Runners, input
             row["max_abs_error_vs_eager"] = float((out - eager[tower]).abs().max())
             row["cosine_vs_eager"] = embedding_cosine(eager[tower], out)
             if precision == "fp32":
-                checks.append(_check(f"{name} max abs error vs eager", row["max_abs_error_vs_eager"],
-                                     thresholds["fp32_max_abs_error"], at_most=True))
+                checks.append(
+                    _check(
+                        f"{name} max abs error vs eager",
+                        row["max_abs_error_vs_eager"],
+                        thresholds["fp32_max_abs_error"],
+                        at_most=True,
+                    )
+                )
             else:
                 reference = outputs.get((target, tower, "fp32"), eager[tower])
                 row["cosine_vs_fp32"] = embedding_cosine(reference, out)
-                checks.append(_check(f"{name} mean cosine vs fp32", row["cosine_vs_fp32"], thresholds["min_cosine_vs_fp32"], at_most=False))
+                checks.append(
+                    _check(f"{name} mean cosine vs fp32", row["cosine_vs_fp32"], thresholds["min_cosine_vs_fp32"], at_most=False)
+                )
         rows.append(row)
     for row in rows:
         base = base_bytes.get((row["target"], row["tower"]))
@@ -62,8 +76,9 @@ def measure_models(folder: Path, models: Sequence[dict], runners: Runners, input
     return rows, checks
 
 
-def zero_shot(runners: Runners, sets: Sequence[LabelSet], label_files: dict[str, dict], manifest_image: dict,
-              count: int, thresholds) -> tuple[list[dict], list[dict]]:
+def zero_shot(
+    runners: Runners, sets: Sequence[LabelSet], label_files: dict[str, dict], manifest_image: dict, count: int, thresholds
+) -> tuple[list[dict], list[dict]]:
     """(rows, checks): top-1 of every runnable image model on each set's test pictures, per language;
     each precision's drop in points against the target's first precision."""
     from compress.bundle.preprocess import image_input
@@ -86,10 +101,22 @@ def zero_shot(runners: Runners, sets: Sequence[LabelSet], label_files: dict[str,
                     continue
                 classes = torch.tensor(labels_file["embeddings"])
                 top1 = {p: (e @ classes.T).argmax(dim=1).eq(labels).float().mean().item() for p, e in embeddings.items()}
-                row = {"set": label_set.name, "lang": labels_file["lang"], "target": target, "count": len(images), "top1": top1,
-                       "drop_points": {p: 100.0 * (top1[base] - v) for p, v in top1.items() if p != base and base in top1}}
+                row = {
+                    "set": label_set.name,
+                    "lang": labels_file["lang"],
+                    "target": target,
+                    "count": len(images),
+                    "top1": top1,
+                    "drop_points": {p: 100.0 * (top1[base] - v) for p, v in top1.items() if p != base and base in top1},
+                }
                 for precision, drop in row["drop_points"].items():
-                    checks.append(_check(f"zero-shot top-1 drop {label_set.name} ({labels_file['lang']}) {target} {precision}, points",
-                                         drop, thresholds["max_top1_drop_points"], at_most=True))
+                    checks.append(
+                        _check(
+                            f"zero-shot top-1 drop {label_set.name} ({labels_file['lang']}) {target} {precision}, points",
+                            drop,
+                            thresholds["max_top1_drop_points"],
+                            at_most=True,
+                        )
+                    )
                 rows.append(row)
     return rows, checks

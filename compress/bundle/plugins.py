@@ -18,8 +18,10 @@ def load_target(name: str) -> Target:
         raise CompressError(f"export target {name!r} ({factory!r}) failed to start: {type(exc).__name__}: {exc}") from exc
     missing = [attr for attr in REQUIRED if not hasattr(target, attr)]
     if missing:
-        raise CompressError(f"export target {name!r} ({type(target).__name__}) lacks {', '.join(missing)} "
-                            "(see the Target protocol in compress/protocols.py)")
+        raise CompressError(
+            f"export target {name!r} ({type(target).__name__}) lacks {', '.join(missing)} "
+            "(see the Target protocol in compress/protocols.py)"
+        )
     if target.name != name:
         raise CompressError(f"export target registered as {name!r} calls itself {target.name!r}; the names must agree")
     return target

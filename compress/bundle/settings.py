@@ -19,11 +19,13 @@ DEFAULT_PARITY_DATA = "demo:test"
 DEFAULT_PARITY_COUNT = 32
 DEFAULT_ZERO_SHOT_COUNT = 200
 DEFAULT_LOGIT_SCALE = 100.0  # CLIP's trained value, used when the run recorded none
-THRESHOLDS = MappingProxyType({
-    "fp32_max_abs_error": 1e-4,  # an fp32 program against eager PyTorch
-    "min_cosine_vs_fp32": 0.99,  # a reduced-precision program against the fp32 one
-    "max_top1_drop_points": 1.0,  # zero-shot top-1, reduced precision against fp32
-})
+THRESHOLDS = MappingProxyType(
+    {
+        "fp32_max_abs_error": 1e-4,  # an fp32 program against eager PyTorch
+        "min_cosine_vs_fp32": 0.99,  # a reduced-precision program against the fp32 one
+        "max_top1_drop_points": 1.0,  # zero-shot top-1, reduced precision against fp32
+    }
+)
 
 
 def _names(values: Sequence[str] | str) -> tuple[str, ...]:
@@ -59,7 +61,9 @@ class ExportSettings:
     def __post_init__(self):
         object.__setattr__(self, "targets", _names(self.targets))
         object.__setattr__(self, "label_sets", _names(self.label_sets))
-        object.__setattr__(self, "precisions", MappingProxyType({k: _names(v) for k, v in dict(self.precisions).items() if _names(v)}))
+        object.__setattr__(
+            self, "precisions", MappingProxyType({k: _names(v) for k, v in dict(self.precisions).items() if _names(v)})
+        )
         object.__setattr__(self, "int8_schemes", MappingProxyType(dict(self.int8_schemes)))
         if not self.targets:
             raise CompressError("no export target given")
@@ -71,8 +75,9 @@ class ExportSettings:
             raise CompressError(f"zero_shot_count must be at least 0, got {self.zero_shot_count}")
         stray = sorted(set(self.precisions) - set(self.targets))
         if stray:
-            raise CompressError(f"precisions given for target(s) {', '.join(stray)} that are not exported "
-                                f"({', '.join(self.targets)})")
+            raise CompressError(
+                f"precisions given for target(s) {', '.join(stray)} that are not exported ({', '.join(self.targets)})"
+            )
 
     @property
     def scale(self) -> float:

@@ -16,10 +16,15 @@ def parity_table(data: dict) -> Table:
         table.add_column(column, justify="left" if column == "model" else "right")
     for row in data["models"]:
         cosine = row.get("cosine_vs_fp32", row.get("cosine_vs_eager"))
-        table.add_row(f"{row['target']} {row['tower']} {row['precision']}", f"{row['bytes'] / 1e6:.2f}",
-                      _fmt(row.get("size_ratio"), "{:.2f}x"), _fmt(row.get("latency_ms"), "{:.2f}"),
-                      _fmt(row.get("delegated_fraction"), "{:.0%}"), _fmt(row.get("max_abs_error_vs_eager"), "{:.0e}"),
-                      _fmt(cosine, "{:.4f}"))
+        table.add_row(
+            f"{row['target']} {row['tower']} {row['precision']}",
+            f"{row['bytes'] / 1e6:.2f}",
+            _fmt(row.get("size_ratio"), "{:.2f}x"),
+            _fmt(row.get("latency_ms"), "{:.2f}"),
+            _fmt(row.get("delegated_fraction"), "{:.0%}"),
+            _fmt(row.get("max_abs_error_vs_eager"), "{:.0e}"),
+            _fmt(cosine, "{:.4f}"),
+        )
     return table
 
 
@@ -31,6 +36,12 @@ def zero_shot_table(data: dict) -> Table | None:
         table.add_column(column, justify="left" if column in ("label set", "lang", "model") else "right")
     for row in data["zero_shot"]:
         for precision, top1 in row["top1"].items():
-            table.add_row(row["set"], row["lang"], f"{row['target']} {precision}", str(row["count"]), f"{top1:.1%}",
-                          _fmt(row["drop_points"].get(precision), "{:+.1f}"))
+            table.add_row(
+                row["set"],
+                row["lang"],
+                f"{row['target']} {precision}",
+                str(row["count"]),
+                f"{top1:.1%}",
+                _fmt(row["drop_points"].get(precision), "{:+.1f}"),
+            )
     return table

@@ -69,29 +69,47 @@ def tokenizer_json(model_bytes: bytes, source: str = "tokenizer.model") -> dict:
     if len(unk_ids) != 1:
         raise CompressError(f"{source}: needs exactly one unknown piece, has {len(unk_ids)}")
     added = [
-        {"id": i, "content": piece.piece, "single_word": False, "lstrip": False, "rstrip": False,
-         "normalized": False, "special": piece.type != USER_DEFINED}
-        for i, piece in enumerate(proto.pieces) if piece.type in (UNKNOWN, CONTROL, USER_DEFINED)
+        {
+            "id": i,
+            "content": piece.piece,
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": piece.type != USER_DEFINED,
+        }
+        for i, piece in enumerate(proto.pieces)
+        if piece.type in (UNKNOWN, CONTROL, USER_DEFINED)
     ]
     return {
         "version": "1.0",
         "truncation": None,
         "padding": None,
         "added_tokens": added,
-        "normalizer": {"type": "Sequence", "normalizers": [
-            {"type": "Prepend", "prepend": SPACE},
-            {"type": "Replace", "pattern": {"String": " "}, "content": SPACE},
-        ]},
+        "normalizer": {
+            "type": "Sequence",
+            "normalizers": [
+                {"type": "Prepend", "prepend": SPACE},
+                {"type": "Replace", "pattern": {"String": " "}, "content": SPACE},
+            ],
+        },
         "pre_tokenizer": None,
         "post_processor": None,
-        "decoder": {"type": "Sequence", "decoders": [
-            {"type": "Replace", "pattern": {"String": SPACE}, "content": " "},
-            {"type": "ByteFallback"},
-            {"type": "Fuse"},
-            {"type": "Strip", "content": " ", "start": 1, "stop": 0},
-        ]},
-        "model": {"type": "Unigram", "unk_id": unk_ids[0], "byte_fallback": True,
-                  "vocab": [[piece.piece, float(piece.score)] for piece in proto.pieces]},
+        "decoder": {
+            "type": "Sequence",
+            "decoders": [
+                {"type": "Replace", "pattern": {"String": SPACE}, "content": " "},
+                {"type": "ByteFallback"},
+                {"type": "Fuse"},
+                {"type": "Strip", "content": " ", "start": 1, "stop": 0},
+            ],
+        },
+        "model": {
+            "type": "Unigram",
+            "unk_id": unk_ids[0],
+            "byte_fallback": True,
+            "vocab": [[piece.piece, float(piece.score)] for piece in proto.pieces],
+        },
     }
 
 

@@ -77,8 +77,9 @@ class Augmentation:
         return "none" if not self.enabled else f"{self.name} x{self.views} (seed {self.seed})"
 
 
-def make_augmentation(spec: str | dict[str, Any] | Augmentation | None = "none", views: int | None = None,
-                      seed: int | None = None) -> Augmentation:
+def make_augmentation(
+    spec: str | dict[str, Any] | Augmentation | None = "none", views: int | None = None, seed: int | None = None
+) -> Augmentation:
     """Settings from a preset name, a dict (a preset "name" plus overrides) or an `Augmentation`.
 
     `views` defaults to 1 for "none" and 4 otherwise; "none" with more than one view is refused
@@ -87,8 +88,9 @@ def make_augmentation(spec: str | dict[str, Any] | Augmentation | None = "none",
     if isinstance(spec, Augmentation):
         settings = spec
         if views is not None or seed is not None:
-            settings = replace(settings, views=settings.views if views is None else views,
-                               seed=settings.seed if seed is None else seed)
+            settings = replace(
+                settings, views=settings.views if views is None else views, seed=settings.seed if seed is None else seed
+            )
         return _checked(settings)
     if spec is None:
         spec = "none"
@@ -110,16 +112,17 @@ def make_augmentation(spec: str | dict[str, Any] | Augmentation | None = "none",
         raise CompressError(f"augmentation 'none' takes no options, got {', '.join(sorted(overrides))}")
     settings = {**AUGMENTATIONS[spec], **overrides}
     views = (1 if spec == "none" else 4) if views is None else views
-    return _checked(Augmentation.from_dict({"name": spec, "views": views, "seed": 0 if seed is None else seed,
-                                            **settings}))
+    return _checked(Augmentation.from_dict({"name": spec, "views": views, "seed": 0 if seed is None else seed, **settings}))
 
 
 def _checked(settings: Augmentation) -> Augmentation:
     if isinstance(settings.views, bool) or not isinstance(settings.views, int) or settings.views < 1:
         raise CompressError(f"views must be a positive integer, not {settings.views!r}")
     if not settings.enabled and settings.views != 1:
-        raise CompressError(f"{settings.views} views with augmentation 'none' would all be the same image; "
-                            "choose an augmentation (crop-flip, randaug-lite) or one view")
+        raise CompressError(
+            f"{settings.views} views with augmentation 'none' would all be the same image; "
+            "choose an augmentation (crop-flip, randaug-lite) or one view"
+        )
     if isinstance(settings.seed, bool) or not isinstance(settings.seed, int):
         raise CompressError(f"augmentation seed must be an integer, not {settings.seed!r}")
     for key in ("crop_scale", "crop_ratio"):
@@ -175,14 +178,19 @@ def draw_view_params(settings: Augmentation, image_size: tuple[int, int], index:
         if settings.crop_scale is not None:
             probe = Image.new("L", (width, height))  # get_params reads only the size
             top, left, crop_h, crop_w = transforms.RandomResizedCrop.get_params(
-                probe, list(settings.crop_scale), list(settings.crop_ratio or (1.0, 1.0)))
+                probe, list(settings.crop_scale), list(settings.crop_ratio or (1.0, 1.0))
+            )
         else:
             top, left, crop_h, crop_w = 0, 0, height, width
         flip = bool(torch.rand(1).item() < settings.flip_p)
         order, factors = (0, 1, 2, 3), (1.0, 1.0, 1.0, 0.0)
         if settings.jitter:
-            ranges = [_factor_range(settings.brightness), _factor_range(settings.contrast),
-                      _factor_range(settings.saturation), None]
+            ranges = [
+                _factor_range(settings.brightness),
+                _factor_range(settings.contrast),
+                _factor_range(settings.saturation),
+                None,
+            ]
             fn_idx, b, c, s, h = transforms.ColorJitter.get_params(*ranges)
             order = tuple(int(i) for i in fn_idx)
             factors = (_or(b, 1.0), _or(c, 1.0), _or(s, 1.0), _or(h, 0.0))
@@ -201,9 +209,16 @@ def apply_augmentation(image: Image.Image, params: ViewParams | None) -> Image.I
     """The augmented view `params` describes (the image itself for None); used to build and to train."""
     if params is None:
         return image
-    view = TF.resized_crop(image, params.top, params.left, params.height, params.width,
-                           [params.out_height, params.out_width], interpolation=InterpolationMode.BILINEAR,
-                           antialias=True)
+    view = TF.resized_crop(
+        image,
+        params.top,
+        params.left,
+        params.height,
+        params.width,
+        [params.out_height, params.out_width],
+        interpolation=InterpolationMode.BILINEAR,
+        antialias=True,
+    )
     if params.flip:
         view = TF.hflip(view)
     if params.factors != (1.0, 1.0, 1.0, 0.0):
@@ -215,6 +230,7 @@ def apply_augmentation(image: Image.Image, params: ViewParams | None) -> Image.I
 
 
 # Storage: a shard keeps the views of its samples as four tensors (rows of skipped samples are zero).
+
 
 def params_to_tensors(rows: list[list[ViewParams] | None], views: int) -> dict[str, torch.Tensor]:
     """{"aug_box" int32 [n, V, 6], "aug_flip" uint8 [n, V], "aug_order" uint8 [n, V, 4],
@@ -237,7 +253,12 @@ def params_from_tensors(tensors: dict[str, torch.Tensor], row: int, view: int) -
     """The `ViewParams` stored at (row, view) by `params_to_tensors`."""
     top, left, height, width, out_h, out_w = (int(x) for x in tensors["aug_box"][row, view].tolist())
     return ViewParams(
-        top, left, height, width, out_h, out_w,
+        top,
+        left,
+        height,
+        width,
+        out_h,
+        out_w,
         flip=bool(tensors["aug_flip"][row, view]),
         order=tuple(int(x) for x in tensors["aug_order"][row, view].tolist()),
         factors=tuple(float(x) for x in tensors["aug_factors"][row, view].tolist()),

@@ -41,7 +41,6 @@ from compress.errors import CompressError
 from compress.files import file_sha256, save_tensors_atomically, write_json_atomically
 from compress.protocols import check_teacher
 
-
 # ---------------------------------------------------------------------- ranks
 
 
@@ -64,8 +63,10 @@ def rank_from_env(environ: dict[str, str] | None = None) -> RankInfo:
         world_size = int(env.get("WORLD_SIZE", 1))
         local_rank = int(env.get("LOCAL_RANK", 0))
     except ValueError:
-        raise CompressError(f"RANK/WORLD_SIZE/LOCAL_RANK must be integers, not {env.get('RANK')!r}/"
-                            f"{env.get('WORLD_SIZE')!r}/{env.get('LOCAL_RANK')!r}") from None
+        raise CompressError(
+            f"RANK/WORLD_SIZE/LOCAL_RANK must be integers, not {env.get('RANK')!r}/"
+            f"{env.get('WORLD_SIZE')!r}/{env.get('LOCAL_RANK')!r}"
+        ) from None
     if world_size < 1 or not 0 <= rank < world_size:
         raise CompressError(f"RANK {rank} is not in a world of WORLD_SIZE {world_size}")
     return RankInfo(rank, world_size, local_rank)
@@ -91,20 +92,27 @@ def join_process_group(info: RankInfo) -> RankInfo:
 def describe_teacher(teacher) -> dict[str, Any]:
     fingerprint = getattr(teacher, "fingerprint", None)
     if not fingerprint:
-        raise CompressError(f"teacher {getattr(teacher, 'name', type(teacher).__name__)!r} has no fingerprint; "
-                            "a cache cannot be keyed to it")
+        raise CompressError(
+            f"teacher {getattr(teacher, 'name', type(teacher).__name__)!r} has no fingerprint; a cache cannot be keyed to it"
+        )
     image, text = bool(teacher.has_image_tower), bool(teacher.has_text_tower)
     if not (image or text):
         raise CompressError(f"teacher {fingerprint} has neither an image nor a text tower")
-    return {"name": getattr(teacher, "name", type(teacher).__name__), "fingerprint": str(fingerprint),
-            "embed_dim": int(teacher.embed_dim), "image": image, "text": text}
+    return {
+        "name": getattr(teacher, "name", type(teacher).__name__),
+        "fingerprint": str(fingerprint),
+        "embed_dim": int(teacher.embed_dim),
+        "image": image,
+        "text": text,
+    }
 
 
 def dataset_digest(dataset) -> str:
     digest = getattr(dataset, "digest", None)
     if not callable(digest):
-        raise CompressError(f"dataset {type(dataset).__name__} has no digest(); a cache cannot tell whether it "
-                            "still matches the data")
+        raise CompressError(
+            f"dataset {type(dataset).__name__} has no digest(); a cache cannot tell whether it still matches the data"
+        )
     return str(digest())
 
 
@@ -147,8 +155,10 @@ def prepare_folder(out: Path, plan: dict[str, Any]) -> None:
         saved = layout.read_json(plan_file, "the build plan of a teacher cache")
         changed = _differences(saved, plan)
         if changed:
-            raise CompressError(f"{out}: holds a teacher cache built with other settings ({'; '.join(changed)}); "
-                                "use another --out or delete the folder")
+            raise CompressError(
+                f"{out}: holds a teacher cache built with other settings ({'; '.join(changed)}); "
+                "use another --out or delete the folder"
+            )
         return
     if out.exists() and (not out.is_dir() or any(not p.name.endswith(".tmp") for p in out.iterdir())):
         raise CompressError(f"{out}: exists and is not a teacher cache; choose an empty or new folder")
@@ -207,11 +217,22 @@ class BuildResult:
         return self.samples / self.seconds if self.seconds else 0.0
 
 
-def build_cache(teacher, data, out: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                shard_size: int = DEFAULT_SHARD_SIZE, augmentation: str | dict | Augmentation | None = "none",
-                views: int | None = None, seed: int | None = None, rank: int | None = None,
-                world_size: int | None = None, num_workers: int = 0, progress: bool = True,
-                console: Console | None = None) -> BuildResult:
+def build_cache(
+    teacher,
+    data,
+    out: str | Path,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    augmentation: str | dict | Augmentation | None = "none",
+    views: int | None = None,
+    seed: int | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+    console: Console | None = None,
+) -> BuildResult:
     """Embed every sample of `data` with `teacher` into the cache folder `out`; returns what this process did.
 
     `rank`/`world_size` default to the environment (RANK, WORLD_SIZE); under torchrun the ranks
@@ -252,8 +273,19 @@ def build_cache(teacher, data, out: str | Path, *, batch_size: int = DEFAULT_BAT
         task = bar.add_task(label, total=total, completed=done, rate="-")
         for shard in todo:
             start, stop = ranges[shard]
-            embedded = _build_shard(teacher, dataset, settings, plan, digest, out, shard, range(start, stop),
-                                    batch_size, num_workers, lambda n: bar.advance(task, n))
+            embedded = _build_shard(
+                teacher,
+                dataset,
+                settings,
+                plan,
+                digest,
+                out,
+                shard,
+                range(start, stop),
+                batch_size,
+                num_workers,
+                lambda n: bar.advance(task, n),
+            )
             result.shards_built.append(shard)
             result.samples += embedded["samples"]
             result.views += embedded["views"]
@@ -308,8 +340,9 @@ def _shard_metadata(path: Path) -> dict[str, str]:
 
 
 @torch.no_grad()
-def _build_shard(teacher, dataset, settings: Augmentation, plan, digest, out, shard, indices: range,
-                 batch_size: int, num_workers: int, advance) -> dict[str, int]:
+def _build_shard(
+    teacher, dataset, settings: Augmentation, plan, digest, out, shard, indices: range, batch_size: int, num_workers: int, advance
+) -> dict[str, int]:
     n, views, dim = len(indices), settings.views, plan["teacher"]["embed_dim"]
     image = torch.zeros(n, views, dim, dtype=torch.float16) if plan["teacher"]["image"] else None
     text = torch.zeros(n, dim, dtype=torch.float16) if plan["teacher"]["text"] else None
@@ -317,13 +350,17 @@ def _build_shard(teacher, dataset, settings: Augmentation, plan, digest, out, sh
     keys = [""] * n
     params_rows: list = [None] * n
     skips: list[tuple[str, str, str]] = []
-    loader = DataLoader(_ViewSource(dataset, settings, indices), batch_size=batch_size, shuffle=False,
-                        num_workers=num_workers, collate_fn=_collate)
+    loader = DataLoader(
+        _ViewSource(dataset, settings, indices),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=_collate,
+    )
     counted = {"samples": 0, "views": 0, "skipped": 0}
     for items, journal in loader:
         skips.extend(journal)
-        kept = [(index - indices.start, sample, params, images)
-                for index, sample, params, images in items if sample is not None]
+        kept = [(index - indices.start, sample, params, images) for index, sample, params, images in items if sample is not None]
         counted["skipped"] += len(items) - len(kept)
         if kept:
             rows = torch.tensor([row for row, *_ in kept])
@@ -348,9 +385,15 @@ def _build_shard(teacher, dataset, settings: Augmentation, plan, digest, out, sh
         tensors["text"] = text
     if settings.enabled:
         tensors.update(params_to_tensors(params_rows, views))
-    metadata = {"format": layout.SHARD_FORMAT, "plan": digest, "shard": str(shard), "start": str(indices.start),
-                "stop": str(indices.stop), "keys": json.dumps(keys, ensure_ascii=False),
-                "skips": json.dumps(skips, ensure_ascii=False)}
+    metadata = {
+        "format": layout.SHARD_FORMAT,
+        "plan": digest,
+        "shard": str(shard),
+        "start": str(indices.start),
+        "stop": str(indices.stop),
+        "keys": json.dumps(keys, ensure_ascii=False),
+        "skips": json.dumps(skips, ensure_ascii=False),
+    }
     path = layout.shard_path(out, shard)
     save_tensors_atomically(path, tensors, metadata=metadata)
     return counted
@@ -373,8 +416,7 @@ def _check_keys(keys: list[str], present: torch.Tensor, out: Path, shard: int) -
         if not here:
             continue
         if not key:
-            raise CompressError(f"{out}: shard {shard} has a sample without a key; "
-                                "the cache looks samples up by Sample.key")
+            raise CompressError(f"{out}: shard {shard} has a sample without a key; the cache looks samples up by Sample.key")
         if key in seen:
             raise CompressError(f"{out}: sample key {key!r} occurs twice; the cache needs unique Sample.key values")
         seen.add(key)
@@ -382,9 +424,14 @@ def _check_keys(keys: list[str], present: torch.Tensor, out: Path, shard: int) -
 
 def _progress(console: Console, enabled: bool) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]} samples/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, disable=not enabled,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} samples/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not enabled,
     )
 
 
@@ -403,8 +450,10 @@ def finalize_cache(out: str | Path) -> dict[str, Any]:
     missing = [s for s in range(len(ranges)) if not layout.shard_path(out, s).is_file()]
     if missing:
         shown = ", ".join(str(s) for s in missing[:8]) + (" ..." if len(missing) > 8 else "")
-        raise CompressError(f"{out}: {len(missing)} of {len(ranges)} shards are missing ({shown}); "
-                            "run the build (on every rank) until they are all written")
+        raise CompressError(
+            f"{out}: {len(missing)} of {len(ranges)} shards are missing ({shown}); "
+            "run the build (on every rank) until they are all written"
+        )
     shards, seen, skipped_indices, reasons = [], set(), [], Counter()
     for shard, (start, stop) in enumerate(ranges):
         path = layout.shard_path(out, shard)
@@ -420,8 +469,15 @@ def finalize_cache(out: str | Path) -> dict[str, Any]:
             else:
                 seen.add(key)
         reasons.update(reason for _, _, reason in json.loads(meta.get("skips", "[]")))
-        shards.append({"file": f"{layout.SHARD_DIR}/{path.name}", "start": start, "stop": stop,
-                       "samples": sum(1 for key in keys if key), "sha256": file_sha256(path)})
+        shards.append(
+            {
+                "file": f"{layout.SHARD_DIR}/{path.name}",
+                "start": start,
+                "stop": stop,
+                "samples": sum(1 for key in keys if key),
+                "sha256": file_sha256(path),
+            }
+        )
     index = {
         **plan,
         "plan_digest": digest,

@@ -68,8 +68,7 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
         found = data.get("format") if isinstance(data, dict) else None
         raise CompressError(f"{path}: not a teacher cache file (format {found!r})")
     if data.get("version") != FORMAT_VERSION:
-        raise CompressError(f"{path}: teacher cache version {data.get('version')!r}; "
-                            f"this library reads {FORMAT_VERSION}")
+        raise CompressError(f"{path}: teacher cache version {data.get('version')!r}; this library reads {FORMAT_VERSION}")
     return data
 
 
@@ -88,7 +87,12 @@ def clear_stale_temporaries(out: Path, shards: list[int]) -> int:
 
 # The fields of an index a reader relies on, with their JSON types.
 _INDEX_FIELDS = {
-    "teacher": dict, "dataset": dict, "augmentation": dict, "plan_digest": str, "samples": int, "shards": list,
+    "teacher": dict,
+    "dataset": dict,
+    "augmentation": dict,
+    "plan_digest": str,
+    "samples": int,
+    "shards": list,
 }
 _TEACHER_FIELDS = {"name": str, "fingerprint": str, "embed_dim": int, "image": bool, "text": bool}
 _DATASET_FIELDS = {"digest": str, "size": int}
@@ -128,8 +132,11 @@ def shard_file_inside(folder: Path, file: str, index_path: Path) -> Path:
 def _check_fields(data: dict[str, Any], fields: dict[str, type], path: Path, prefix: str) -> None:
     for name, kind in fields.items():
         value = data.get(name)
-        wrong = value is None or not isinstance(value, kind) or (kind is int and (isinstance(value, bool)
-                                                                                 or not -(2**63) <= value < 2**63))
+        wrong = (
+            value is None
+            or not isinstance(value, kind)
+            or (kind is int and (isinstance(value, bool) or not -(2**63) <= value < 2**63))
+        )
         if wrong:
             found = "missing" if name not in data else f"a JSON {type(value).__name__}"
             raise CompressError(f"{path}: {prefix}{name} must be a {_JSON_NAMES[kind]}, found {found}")

@@ -49,12 +49,15 @@ class TeacherCache:
         self.folder = Path(folder).expanduser()
         index_file = self.folder / layout.INDEX_FILE
         if not index_file.is_file() and (self.folder / layout.PLAN_FILE).is_file():
-            raise CompressError(f"{self.folder}: the cache build is unfinished (no {layout.INDEX_FILE}); rerun "
-                                "`compress cache build` with the same options, or `compress cache finalize`")
+            raise CompressError(
+                f"{self.folder}: the cache build is unfinished (no {layout.INDEX_FILE}); rerun "
+                "`compress cache build` with the same options, or `compress cache finalize`"
+            )
         if not self.folder.is_dir():
             raise CompressError(f"{self.folder}: no such teacher cache folder")
-        self.index = layout.check_index(layout.read_json(index_file, "the index of a teacher cache (is this a cache "
-                                                         "folder?)"), index_file)
+        self.index = layout.check_index(
+            layout.read_json(index_file, "the index of a teacher cache (is this a cache folder?)"), index_file
+        )
         try:
             self.augmentation = make_augmentation(Augmentation.from_dict(self.index["augmentation"]))
         except (CompressError, TypeError, ValueError) as exc:
@@ -99,8 +102,9 @@ class TeacherCache:
         return key in self._key_rows()
 
     def __repr__(self) -> str:
-        return (f"TeacherCache({str(self.folder)!r}, {len(self)} samples, {self.augmentation.describe()}, "
-                f"teacher {self.fingerprint})")
+        return (
+            f"TeacherCache({str(self.folder)!r}, {len(self)} samples, {self.augmentation.describe()}, teacher {self.fingerprint})"
+        )
 
     # ------------------------------------------------------------------ loading
 
@@ -115,8 +119,7 @@ class TeacherCache:
             if not path.is_file():
                 raise CompressError(f"{path}: missing; the teacher cache is incomplete")
             if file_sha256(path) != entry["sha256"]:
-                raise CompressError(f"{path}: sha256 differs from {layout.INDEX_FILE}; "
-                                    "the shard was changed or damaged")
+                raise CompressError(f"{path}: sha256 differs from {layout.INDEX_FILE}; the shard was changed or damaged")
             meta = self._read_shard(path, parts)
             keys.extend(meta)
         try:
@@ -147,13 +150,14 @@ class TeacherCache:
     def _check_tensors(self, rows: int) -> None:
         """The index's teacher towers, width and views match the tensors the shards hold."""
         index_file = self.folder / layout.INDEX_FILE
-        wanted = {"image": (rows, self.views, self.embed_dim) if self.has_image_tower else None,
-                  "text": (rows, self.embed_dim) if self.has_text_tower else None}
+        wanted = {
+            "image": (rows, self.views, self.embed_dim) if self.has_image_tower else None,
+            "text": (rows, self.embed_dim) if self.has_text_tower else None,
+        }
         for name, shape in wanted.items():
             if shape is not None and (name not in self._tensors or tuple(self._tensors[name].shape) != shape):
                 found = tuple(self._tensors[name].shape) if name in self._tensors else "none"
-                raise CompressError(f"{index_file}: promises {name} embeddings of shape {list(shape)}; "
-                                    f"the shards hold {found}")
+                raise CompressError(f"{index_file}: promises {name} embeddings of shape {list(shape)}; the shards hold {found}")
 
     def _key_rows(self) -> dict[str, int]:
         self.load()
@@ -166,8 +170,10 @@ class TeacherCache:
     def row_of(self, key: str) -> int:
         rows = self._key_rows()
         if key not in rows:
-            raise CompressError(f"{self.folder}: sample key {key!r} is not in the teacher cache ({len(rows)} samples "
-                                f"of dataset {self.dataset_digest[:12]})")
+            raise CompressError(
+                f"{self.folder}: sample key {key!r} is not in the teacher cache ({len(rows)} samples "
+                f"of dataset {self.dataset_digest[:12]})"
+            )
         return rows[key]
 
     def embeddings(self, key: str, view: int = 0) -> dict[str, torch.Tensor | None]:
@@ -201,49 +207,51 @@ class TeacherCache:
     def check_view(self, view: int) -> None:
         """Raise `CompressError` unless the cache stores a view numbered `view`."""
         if not 0 <= view < self.views:
-            raise CompressError(f"{self.folder}: view {view} asked for, "
-                                f"the cache stores {self.views} view(s) per sample")
+            raise CompressError(f"{self.folder}: view {view} asked for, the cache stores {self.views} view(s) per sample")
 
     # ------------------------------------------------------------------ matching a training run
 
-    def check(self, dataset, teacher_fingerprint: str | None = None,
-              augmentation: str | dict | Augmentation | None = None) -> None:
+    def check(
+        self, dataset, teacher_fingerprint: str | None = None, augmentation: str | dict | Augmentation | None = None
+    ) -> None:
         """Raise `CompressError` unless this cache was built for `dataset` (and the given teacher and augmentation)."""
         base = dataset.dataset if isinstance(dataset, CachedViewDataset) else dataset
         if isinstance(dataset, CachedViewDataset) and dataset.cache.index["plan_digest"] != self.index["plan_digest"]:
-            raise CompressError(f"{self.folder}: the CachedViewDataset replays views of another cache "
-                                f"({dataset.cache.folder})")
+            raise CompressError(f"{self.folder}: the CachedViewDataset replays views of another cache ({dataset.cache.folder})")
         if teacher_fingerprint is not None and teacher_fingerprint != self.fingerprint:
-            raise CompressError(f"{self.folder}: built by teacher {self.fingerprint}, not by the given teacher "
-                                f"{teacher_fingerprint}")
+            raise CompressError(
+                f"{self.folder}: built by teacher {self.fingerprint}, not by the given teacher {teacher_fingerprint}"
+            )
         self.check_data(base)
         if augmentation is not None:
             wanted = make_augmentation(augmentation)
             if wanted != self.augmentation:
                 stored, asked = self.augmentation.to_dict(), wanted.to_dict()
-                differ = "; ".join(f"{k} {stored[k]!r} here, {asked[k]!r} asked for"
-                                   for k in stored if stored[k] != asked[k])
+                differ = "; ".join(f"{k} {stored[k]!r} here, {asked[k]!r} asked for" for k in stored if stored[k] != asked[k])
                 raise CompressError(f"{self.folder}: augmentation settings differ ({differ})")
         if self.augmentation.enabled and not isinstance(dataset, CachedViewDataset):
-            raise CompressError(f"{self.folder}: stores augmented views ({self.augmentation.describe()}); train on "
-                                "CachedViewDataset(data, cache) so the student sees the views the teacher saw")
+            raise CompressError(
+                f"{self.folder}: stores augmented views ({self.augmentation.describe()}); train on "
+                "CachedViewDataset(data, cache) so the student sees the views the teacher saw"
+            )
 
     def check_data(self, dataset) -> None:
         """Raise `CompressError` unless `dataset` has the digest and size this cache was built over."""
         digest = getattr(dataset, "digest", None)
         if not callable(digest):
-            raise CompressError(f"{type(dataset).__name__} has no digest(); "
-                                "the cache cannot check that it holds this data")
+            raise CompressError(f"{type(dataset).__name__} has no digest(); the cache cannot check that it holds this data")
         actual = str(digest())
         if actual != self.dataset_digest:
-            raise CompressError(f"{self.folder}: built for dataset digest {self.dataset_digest[:12]}..., "
-                                f"the given data has digest {actual[:12]}... (the data changed, or it is other data)")
+            raise CompressError(
+                f"{self.folder}: built for dataset digest {self.dataset_digest[:12]}..., "
+                f"the given data has digest {actual[:12]}... (the data changed, or it is other data)"
+            )
         if len(dataset) != self.dataset_size:
-            raise CompressError(f"{self.folder}: built for {self.dataset_size} samples, "
-                                f"the given data has {len(dataset)}")
+            raise CompressError(f"{self.folder}: built for {self.dataset_size} samples, the given data has {len(dataset)}")
 
-    def targets_for(self, dataset, teacher_fingerprint: str | None = None,
-                    augmentation: str | dict | Augmentation | None = None) -> CacheTargets:
+    def targets_for(
+        self, dataset, teacher_fingerprint: str | None = None, augmentation: str | dict | Augmentation | None = None
+    ) -> CacheTargets:
         """A `targets(samples)` callable for `Distiller(..., targets=...)`, after `check`ing the match."""
         self.check(dataset, teacher_fingerprint=teacher_fingerprint, augmentation=augmentation)
         self.load()
@@ -273,8 +281,10 @@ class CacheTargets:
             cache.check_view(view)
             return cache.row_of(match["key"]), view
         if key in cache and cache.augmentation.enabled:
-            raise CompressError(f"{cache.folder}: sample {key!r} has no view id, but the cache stores "
-                                f"{cache.augmentation.describe()} views; train on CachedViewDataset(data, cache)")
+            raise CompressError(
+                f"{cache.folder}: sample {key!r} has no view id, but the cache stores "
+                f"{cache.augmentation.describe()} views; train on CachedViewDataset(data, cache)"
+            )
         return cache.row_of(key), 0
 
     def __call__(self, samples: Sequence[Sample]) -> dict[str, torch.Tensor | None]:
@@ -313,8 +323,12 @@ class CachedViewDataset(Dataset):
         if sample is None:
             return None
         params = self.cache.view_params(sample.key, view)
-        return Sample(image=apply_augmentation(sample.image, params), caption=sample.caption, lang=sample.lang,
-                      key=view_key(sample.key, view))
+        return Sample(
+            image=apply_augmentation(sample.image, params),
+            caption=sample.caption,
+            lang=sample.lang,
+            key=view_key(sample.key, view),
+        )
 
     def captions(self) -> list[tuple[str, str]]:
         pairs = self.dataset.captions()
@@ -358,12 +372,14 @@ class CachedTeacher:
         return self.cache.has_text_tower
 
     def encode_images(self, images):
-        raise CompressError(f"teacher {self.fingerprint} is only present as its cache {self.cache.folder}; "
-                            "load the teacher to embed new images")
+        raise CompressError(
+            f"teacher {self.fingerprint} is only present as its cache {self.cache.folder}; load the teacher to embed new images"
+        )
 
     def encode_texts(self, texts, lang):
-        raise CompressError(f"teacher {self.fingerprint} is only present as its cache {self.cache.folder}; "
-                            "load the teacher to embed new texts")
+        raise CompressError(
+            f"teacher {self.fingerprint} is only present as its cache {self.cache.folder}; load the teacher to embed new texts"
+        )
 
     def __repr__(self) -> str:
         return f"CachedTeacher({self.fingerprint!r} from {str(self.cache.folder)!r})"

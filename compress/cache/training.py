@@ -9,8 +9,15 @@ from compress.cache.store import CachedViewDataset, TeacherCache
 from compress.errors import CompressError
 
 
-def distiller_from_cache(cache: TeacherCache | str | Path, student, data, *, teacher=None,
-                         augmentation: str | dict | Augmentation | None = None, **options):
+def distiller_from_cache(
+    cache: TeacherCache | str | Path,
+    student,
+    data,
+    *,
+    teacher=None,
+    augmentation: str | dict | Augmentation | None = None,
+    **options,
+):
     """`Distiller(teacher, student, data=..., targets=...)` with targets from `cache`, checked against the run.
 
     `data` is the dataset the cache was built over (or a spec `open_data` reads). With an augmented
@@ -29,5 +36,4 @@ def distiller_from_cache(cache: TeacherCache | str | Path, student, data, *, tea
     if teacher is not None and fingerprint is None:
         raise CompressError(f"teacher {type(teacher).__name__} has no fingerprint to check against {cache.folder}")
     targets = cache.targets_for(train, teacher_fingerprint=fingerprint, augmentation=augmentation)
-    return Distiller(teacher if teacher is not None else cache.teacher(), student, data=train, targets=targets,
-                     **options)
+    return Distiller(teacher if teacher is not None else cache.teacher(), student, data=train, targets=targets, **options)

@@ -119,9 +119,7 @@ def run(args) -> int:
             datasets.append(task_set(*named, count=source_count))
             continue
         name, path = parse_dataset(value)
-        datasets.append(
-            open_classification(path, name=name, split=args.split, classnames=classnames, templates=templates)
-        )
+        datasets.append(open_classification(path, name=name, split=args.split, classnames=classnames, templates=templates))
     for manifest in args.retrieval:
         source = retrieval_source(manifest)
         datasets.append(source_retrieval_set(source, count=source_count, langs=langs) if source else open_retrieval(manifest))

@@ -22,25 +22,57 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--checkpoint", required=True, help="a run folder (holding student/) or a saved student folder")
     p.add_argument("--out", required=True, help="the bundle folder to write")
-    p.add_argument("--targets", default=",".join(S.DEFAULT_TARGETS),
-                   help="comma-separated registered targets: executorch, coreml, or a plugin's "
-                        f"(default: {','.join(S.DEFAULT_TARGETS)})")
-    p.add_argument("--quantize", choices=S.QUANTIZE, default="none",
-                   help="int8 adds int8 .pte files (PT2E + XNNPACK) and int8-weight Core ML packages")
-    p.add_argument("--labels", default=",".join(S.DEFAULT_LABEL_SETS),
-                   help="comma-separated label sets: demo-shape, demo-color, demo-color_shape, or an ELEVATER dataset name")
-    p.add_argument("--calibration", default=S.DEFAULT_CALIBRATION_DATA, help="data spec of real training samples for int8 calibration")
-    p.add_argument("--calibration-count", type=int, default=S.DEFAULT_CALIBRATION_COUNT,
-                   help=f"calibration samples (default: {S.DEFAULT_CALIBRATION_COUNT})")
-    p.add_argument("--parity-data", default=S.DEFAULT_PARITY_DATA,
-                   help=f"data spec of held-out samples for embedding parity (default: {S.DEFAULT_PARITY_DATA})")
-    p.add_argument("--parity-count", type=int, default=S.DEFAULT_PARITY_COUNT,
-                   help=f"held-out samples for embedding parity (default: {S.DEFAULT_PARITY_COUNT})")
-    p.add_argument("--zero-shot-count", type=int, default=S.DEFAULT_ZERO_SHOT_COUNT,
-                   help=f"test images per label set for zero-shot top-1 (default: {S.DEFAULT_ZERO_SHOT_COUNT})")
-    p.add_argument("--coreml-variants", help="comma-separated: fp16, int8-weights, palette6, palette4 (default: fp16, plus int8-weights with --quantize int8)")
-    p.add_argument("--logit-scale", type=float,
-                   help=f"softmax scale of cosines (default: the run's learned value, else {S.DEFAULT_LOGIT_SCALE:g})")
+    p.add_argument(
+        "--targets",
+        default=",".join(S.DEFAULT_TARGETS),
+        help=f"comma-separated registered targets: executorch, coreml, or a plugin's (default: {','.join(S.DEFAULT_TARGETS)})",
+    )
+    p.add_argument(
+        "--quantize",
+        choices=S.QUANTIZE,
+        default="none",
+        help="int8 adds int8 .pte files (PT2E + XNNPACK) and int8-weight Core ML packages",
+    )
+    p.add_argument(
+        "--labels",
+        default=",".join(S.DEFAULT_LABEL_SETS),
+        help="comma-separated label sets: demo-shape, demo-color, demo-color_shape, or an ELEVATER dataset name",
+    )
+    p.add_argument(
+        "--calibration", default=S.DEFAULT_CALIBRATION_DATA, help="data spec of real training samples for int8 calibration"
+    )
+    p.add_argument(
+        "--calibration-count",
+        type=int,
+        default=S.DEFAULT_CALIBRATION_COUNT,
+        help=f"calibration samples (default: {S.DEFAULT_CALIBRATION_COUNT})",
+    )
+    p.add_argument(
+        "--parity-data",
+        default=S.DEFAULT_PARITY_DATA,
+        help=f"data spec of held-out samples for embedding parity (default: {S.DEFAULT_PARITY_DATA})",
+    )
+    p.add_argument(
+        "--parity-count",
+        type=int,
+        default=S.DEFAULT_PARITY_COUNT,
+        help=f"held-out samples for embedding parity (default: {S.DEFAULT_PARITY_COUNT})",
+    )
+    p.add_argument(
+        "--zero-shot-count",
+        type=int,
+        default=S.DEFAULT_ZERO_SHOT_COUNT,
+        help=f"test images per label set for zero-shot top-1 (default: {S.DEFAULT_ZERO_SHOT_COUNT})",
+    )
+    p.add_argument(
+        "--coreml-variants",
+        help="comma-separated: fp16, int8-weights, palette6, palette4 (default: fp16, plus int8-weights with --quantize int8)",
+    )
+    p.add_argument(
+        "--logit-scale",
+        type=float,
+        help=f"softmax scale of cosines (default: the run's learned value, else {S.DEFAULT_LOGIT_SCALE:g})",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     p.add_argument("--strict", action="store_true", help="fail when a parity check fails")
     p.set_defaults(run=run)
@@ -102,8 +134,11 @@ def run(args) -> int:
         strict=args.strict,
     )
     student = build_student(student_dir)
-    calibration = spread_data(args.calibration, args.calibration_count, "calibration", "--calibration-count") \
-        if args.quantize == "int8" else None
+    calibration = (
+        spread_data(args.calibration, args.calibration_count, "calibration", "--calibration-count")
+        if args.quantize == "int8"
+        else None
+    )
     parity = spread_data(args.parity_data, args.parity_count, "parity", "--parity-count")
     export_bundle(student, args.out, settings, calibration_samples=calibration, parity_samples=parity, source=str(student_dir))
     return 0  # a failed parity check is printed in red; with --strict it is an error (exit 2)

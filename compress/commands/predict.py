@@ -13,7 +13,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "predict",
         help="classify a picture with a bundle (ExecuTorch runtime, precomputed label embeddings)",
-        description="Top classes of one picture: bundle image model, cosine to the label set's embeddings, softmax with the bundle's logit scale.",
+        description="Top classes of one picture: bundle image model, cosine to the label set's embeddings, "
+        "softmax with the bundle's logit scale.",
     )
     p.add_argument("--bundle", required=True, help="a bundle folder written by `compress export`")
     p.add_argument("--image", required=True, help="a picture file")

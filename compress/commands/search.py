@@ -28,21 +28,33 @@ def add_parser(sub) -> None:
     p.add_argument("--space-image", metavar="FILE", help="image search space YAML (default: students/spaces/image.yaml)")
     p.add_argument("--space-text", metavar="FILE", help="text search space YAML (default: students/spaces/text.yaml)")
     p.add_argument("--latency-lut", metavar="FILE", help="per-operator latency table (JSON) measured on a phone")
-    p.add_argument("--lut-unknown", choices=("error", "zero"), default="error",
-                   help="an operator missing from the table: error (default) or count it as 0 ms")
-    p.add_argument("--write-lut-template", metavar="FILE",
-                   help="write a latency-table template with every operator of the spaces' towers, then stop")
+    p.add_argument(
+        "--lut-unknown",
+        choices=("error", "zero"),
+        default="error",
+        help="an operator missing from the table: error (default) or count it as 0 ms",
+    )
+    p.add_argument(
+        "--write-lut-template",
+        metavar="FILE",
+        help="write a latency-table template with every operator of the spaces' towers, then stop",
+    )
     p.add_argument("--lut-device", default="", help="device name written into the template")
-    p.add_argument("--teacher", default="demo",
-                   help="teacher spec for the proxy runs, e.g. '{image: a, text: b}' (default: demo)")
+    p.add_argument(
+        "--teacher", default="demo", help="teacher spec for the proxy runs, e.g. '{image: a, text: b}' (default: demo)"
+    )
     p.add_argument("--proxy-steps", type=int, default=proxy.steps, help=f"training steps per candidate (default {proxy.steps})")
     p.add_argument("--proxy-batch-size", type=int, default=proxy.batch_size)
     p.add_argument("--proxy-train-samples", type=int, default=proxy.train_samples, help="demo training samples")
     p.add_argument("--proxy-val-samples", type=int, default=proxy.val_samples, help="demo validation samples")
     p.add_argument("--proxy-zero-shot-count", type=int, default=proxy.zero_shot_count, help="test images per demo task")
     p.add_argument("--rank-by", choices=RANK_BY, default="val_loss", help="proxy quality (default: val_loss)")
-    p.add_argument("--pick", choices=PICK_RULES, default="best",
-                   help="which member of the front to write as the student (default: best proxy quality)")
+    p.add_argument(
+        "--pick",
+        choices=PICK_RULES,
+        default="best",
+        help="which member of the front to write as the student (default: best proxy quality)",
+    )
     p.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="untimed runs before timing")
     p.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="timed runs; the median is the latency")
     p.add_argument("--refresh", action="store_true", help="measure and train again instead of reading the caches")
@@ -75,11 +87,29 @@ def run(args) -> int:
         raise CompressError(f"--warmup must be >= 0 and --repeats >= 1, got {args.warmup} and {args.repeats}")
     budgets = Budgets(args.image_latency_ms, args.text_latency_ms, args.size_mb)
     lut = LatencyTable.load(args.latency_lut) if args.latency_lut else None
-    proxy = ProxySettings(steps=args.proxy_steps, batch_size=args.proxy_batch_size, train_samples=args.proxy_train_samples,
-                          val_samples=args.proxy_val_samples, zero_shot_count=args.proxy_zero_shot_count)
+    proxy = ProxySettings(
+        steps=args.proxy_steps,
+        batch_size=args.proxy_batch_size,
+        train_samples=args.proxy_train_samples,
+        val_samples=args.proxy_val_samples,
+        zero_shot_count=args.proxy_zero_shot_count,
+    )
     teacher_spec = parse_text(args.teacher, "--teacher")
-    run_search(budgets, image_space, text_space, lambda: compress.load_teacher(teacher_spec), args.out, proxy=proxy,
-               lut=lut, lut_unknown=args.lut_unknown,
-               rank_by=args.rank_by, pick_rule=args.pick, warmup=args.warmup, repeats=args.repeats,
-               latency_cache=latency_cache, proxy_cache=ProxyCache(), refresh=args.refresh)
+    run_search(
+        budgets,
+        image_space,
+        text_space,
+        lambda: compress.load_teacher(teacher_spec),
+        args.out,
+        proxy=proxy,
+        lut=lut,
+        lut_unknown=args.lut_unknown,
+        rank_by=args.rank_by,
+        pick_rule=args.pick,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        latency_cache=latency_cache,
+        proxy_cache=ProxyCache(),
+        refresh=args.refresh,
+    )
     return 0

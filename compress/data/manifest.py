@@ -42,8 +42,16 @@ def open_manifest(path: str | Path, on_bad: str = "skip", lang: str | None = Non
     return IndexedDataset(entries, recorder, kind="manifest", location=str(path))
 
 
-def _entry(manifest: Path, folder: str, real_folder: str, number: int, raw: bytes, default_lang: str | None,
-           recorder: SkipRecorder, sizes: dict[str, int | str]) -> Entry | None:
+def _entry(
+    manifest: Path,
+    folder: str,
+    real_folder: str,
+    number: int,
+    raw: bytes,
+    default_lang: str | None,
+    recorder: SkipRecorder,
+    sizes: dict[str, int | str],
+) -> Entry | None:
     """The checked entry for one line, or None for a blank or rejected line."""
     key = f"{manifest.name}:{number}"
     if number == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark
@@ -77,8 +85,7 @@ def _entry(manifest: Path, folder: str, real_folder: str, number: int, raw: byte
     if size == 0:
         recorder.reject(key, where, "empty_file")
         return None
-    return Entry(key=key, name=record["image"], where=where, path=image_path, offset=-1, size=size,
-                 caption=caption, lang=lang)
+    return Entry(key=key, name=record["image"], where=where, path=image_path, offset=-1, size=size, caption=caption, lang=lang)
 
 
 def _inside(real_folder: str, path: str) -> bool:

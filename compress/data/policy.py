@@ -47,7 +47,7 @@ def check_on_bad(on_bad: str) -> str:
 
 
 def normalise_language(lang: object) -> str | None:
-    """"en" or "zh" (case and surrounding spaces ignored), or None for anything else."""
+    """ "en" or "zh" (case and surrounding spaces ignored), or None for anything else."""
     if not isinstance(lang, str):
         return None
     lang = lang.strip().lower()

@@ -56,8 +56,10 @@ class EpochSampler(Sampler[int]):
         return self.per_rank - self.start
 
     def __repr__(self) -> str:
-        return (f"EpochSampler(n={self.n}, seed={self.seed}, epoch={self.epoch}, start={self.start}, "
-                f"rank={self.rank}, world_size={self.world_size})")
+        return (
+            f"EpochSampler(n={self.n}, seed={self.seed}, epoch={self.epoch}, start={self.start}, "
+            f"rank={self.rank}, world_size={self.world_size})"
+        )
 
 
 def spread_samples(data, count: int, source: str) -> list:

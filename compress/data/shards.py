@@ -145,8 +145,16 @@ def index_shard(path: Path, label: str, recorder: SkipRecorder, default_lang: st
     return entries
 
 
-def _entry(path: Path, label: str, key: str, members: dict[str, tarfile.TarInfo], shard, file_size: int,
-           recorder: SkipRecorder, default_lang: str | None) -> Entry | None:
+def _entry(
+    path: Path,
+    label: str,
+    key: str,
+    members: dict[str, tarfile.TarInfo],
+    shard,
+    file_size: int,
+    recorder: SkipRecorder,
+    default_lang: str | None,
+) -> Entry | None:
     sample_key = f"{label}/{key}"
     image_ext = next((ext for ext in IMAGE_EXTENSIONS if ext in members), None)
     if image_ext is None:
@@ -187,8 +195,16 @@ def _entry(path: Path, label: str, key: str, members: dict[str, tarfile.TarInfo]
     if image.offset_data + image.size > file_size:
         recorder.reject(sample_key, where, "truncated_image", "the shard ends inside this member")
         return None
-    return Entry(key=sample_key, name=f"{label}/{image.name}", where=where, path=str(path), offset=image.offset_data,
-                 size=image.size, caption=caption, lang=lang)
+    return Entry(
+        key=sample_key,
+        name=f"{label}/{image.name}",
+        where=where,
+        path=str(path),
+        offset=image.offset_data,
+        size=image.size,
+        caption=caption,
+        lang=lang,
+    )
 
 
 def _read_caption(path: Path, members: dict[str, tarfile.TarInfo], shard, file_size: int):

@@ -141,4 +141,3 @@ class ShardSource:
 def _need_location(name: str, location) -> None:
     if location is None or (isinstance(location, str) and not location.strip()):
         raise CompressError(f"{name} data needs a location, e.g. {{name: {name}, location: ...}} or '{name}:<path>'")
-

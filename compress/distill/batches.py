@@ -62,8 +62,9 @@ class BatchStream:
         n = len(dataset)
         sampler = _InOrder(n, start) if seed is None else EpochSampler(n, seed, epoch, start=start)
         generator = torch.Generator().manual_seed(((seed or 0) * 1_000_003 + epoch) % 2**63)
-        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=_collate,
-                                 num_workers=num_workers, generator=generator)
+        self.loader = DataLoader(
+            dataset, batch_size=batch_size, sampler=sampler, collate_fn=_collate, num_workers=num_workers, generator=generator
+        )
 
     def __iter__(self) -> Iterator[Batch]:
         for samples, consumed in self.loader:
@@ -81,22 +82,25 @@ class RankBatchStream:
 
     def __init__(self, dataset, batch_size: int, seed: int, epoch: int, start: int, world, num_workers: int = 0):
         order = list(EpochSampler(len(dataset), seed, epoch, start=start))
-        chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         self.world, self.consumed = world, [len(chunk) for chunk in chunks]
         slices = [_rank_slice(chunk, world.rank, world.size) for chunk in chunks]
         generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
-        self.loader = DataLoader(dataset, batch_sampler=slices, collate_fn=_collate, num_workers=num_workers,
-                                 generator=generator)
+        self.loader = DataLoader(dataset, batch_sampler=slices, collate_fn=_collate, num_workers=num_workers, generator=generator)
 
     def __iter__(self) -> Iterator[Batch]:
         for (samples, _), consumed in zip(self.loader, self.consumed):
             shared = self.world.gather_objects((len(samples), list(samples.skips)))
-            yield Batch(samples=list(samples), consumed=consumed, skips=[tuple(s) for _, skips in shared for s in skips],
-                        rank_sizes=[count for count, _ in shared])
+            yield Batch(
+                samples=list(samples),
+                consumed=consumed,
+                skips=[tuple(s) for _, skips in shared for s in skips],
+                rank_sizes=[count for count, _ in shared],
+            )
 
 
 def _rank_slice(chunk: list[int], rank: int, world_size: int) -> list[int]:
     """Rank `rank`'s contiguous share of `chunk`; shares differ by at most one sample."""
     base, extra = divmod(len(chunk), world_size)
     begin = rank * base + min(rank, extra)
-    return chunk[begin:begin + base + (1 if rank < extra else 0)]
+    return chunk[begin : begin + base + (1 if rank < extra else 0)]

@@ -108,8 +108,13 @@ def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss_next = random.getstate()
     return tensors, {
-        "numpy": {"kind": kind, "keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss),
-                  "cached_gaussian": float(cached)},
+        "numpy": {
+            "kind": kind,
+            "keys": keys.tolist(),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "python": {"version": version, "state": list(internal), "gauss_next": gauss_next},
     }
 
@@ -134,8 +139,14 @@ def _fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def save_checkpoint(root: str | Path, global_step: int, model: nn.Module, optimizer_state: dict[str, Any] | None,
-                    state: dict[str, Any], keep: int = 2) -> Path:
+def save_checkpoint(
+    root: str | Path,
+    global_step: int,
+    model: nn.Module,
+    optimizer_state: dict[str, Any] | None,
+    state: dict[str, Any],
+    keep: int = 2,
+) -> Path:
     """Publish `<root>/step-<global_step>/` atomically, then drop all but the newest `keep` checkpoints.
 
     `model` is one module holding every trainable part; `state` is the JSON-ready training state

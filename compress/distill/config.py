@@ -88,8 +88,7 @@ class DistillConfig:
 
     def __post_init__(self):
         self.device = str(self.device)
-        if not isinstance(self.loss_options, Mapping) or not all(
-                isinstance(v, Mapping) for v in self.loss_options.values()):
+        if not isinstance(self.loss_options, Mapping) or not all(isinstance(v, Mapping) for v in self.loss_options.values()):
             raise CompressError(f"loss_options maps a loss name to its options, not {self.loss_options!r}")
         self.loss_options = {str(name): dict(options) for name, options in self.loss_options.items()}
         stage1_term(self.stage1_loss)
@@ -109,9 +108,12 @@ class DistillConfig:
                     raise CompressError(f"{setting}: unknown stage(s) {sorted(unknown)}; stages: {', '.join(STAGES)}")
         for stage in STAGES:
             self._check_stage(stage)
-        for name, value, low in (("checkpoint_every", self.checkpoint_every, 1),
-                                 ("keep_checkpoints", self.keep_checkpoints, 1), ("warmup_steps", self.warmup_steps, 0),
-                                 ("num_workers", self.num_workers, 0)):
+        for name, value, low in (
+            ("checkpoint_every", self.checkpoint_every, 1),
+            ("keep_checkpoints", self.keep_checkpoints, 1),
+            ("warmup_steps", self.warmup_steps, 0),
+            ("num_workers", self.num_workers, 0),
+        ):
             if not isinstance(value, int) or value < low:
                 raise CompressError(f"{name} must be an integer >= {low}, got {value!r}")
         if not isinstance(self.qat, bool):
@@ -167,7 +169,7 @@ class DistillConfig:
         return dataclasses.replace(self, **overrides) if overrides else self
 
     def changes_from(self, saved: Mapping[str, Any]) -> list[str]:
-        """"name: old -> new" for each setting that differs from a saved config (a checkpoint's)."""
+        """ "name: old -> new" for each setting that differs from a saved config (a checkpoint's)."""
         now = self.to_dict()
         return [f"{k}: {saved[k]!r} -> {now[k]!r}" for k in now if k in saved and _jsonish(saved[k]) != _jsonish(now[k])]
 

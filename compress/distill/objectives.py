@@ -56,8 +56,7 @@ def _build_loss(term: Term, options: dict) -> nn.Module:
 class Objectives(nn.Module):
     """Adapters and losses of both stages; `compute(stage, ...)` returns (loss, {term: value})."""
 
-    def __init__(self, config: DistillConfig, student_width: int, widths: dict[str, int | None],
-                 student_towers: dict[str, bool]):
+    def __init__(self, config: DistillConfig, student_width: int, widths: dict[str, int | None], student_towers: dict[str, bool]):
         super().__init__()
         self.widths = widths
         self.student_towers = student_towers
@@ -67,19 +66,23 @@ class Objectives(nn.Module):
                 f"nothing to distil: the teacher has towers {[t for t in TOWERS if widths[t] is not None]} "
                 f"and the student {[t for t in TOWERS if student_towers[t]]}"
             )
-        self.adapters = nn.ModuleDict({
-            tower: nn.Linear(student_width, widths[tower]) if widths[tower] != student_width else nn.Identity()
-            for tower in shared
-        })
+        self.adapters = nn.ModuleDict(
+            {
+                tower: nn.Linear(student_width, widths[tower]) if widths[tower] != student_width else nn.Identity()
+                for tower in shared
+            }
+        )
         options = config.loss_options
         self.stage1 = stage1_term(config.stage1_loss)
         self.stage2 = stage2_terms(config.stage2_losses, config.stage1_loss)
-        self.losses = nn.ModuleDict({term.key: _build_loss(term, options.get(term.loss, {}))
-                                     for term in [self.stage1, *self.stage2]})
+        self.losses = nn.ModuleDict(
+            {term.key: _build_loss(term, options.get(term.loss, {})) for term in [self.stage1, *self.stage2]}
+        )
         for term in self._stage2_of("affinity"):
             if widths["image"] is None or widths["text"] is None:
-                raise CompressError(f"stage-2 term {term.loss!r} (an affinity loss) needs a teacher with both an "
-                                    "image and a text tower")
+                raise CompressError(
+                    f"stage-2 term {term.loss!r} (an affinity loss) needs a teacher with both an image and a text tower"
+                )
 
     def _stage2_of(self, kind: str) -> list[Term]:
         return [term for term in self.stage2 if term.kind == kind]
@@ -121,14 +124,16 @@ class Objectives(nn.Module):
         for tower in TOWERS:
             if tower in self.adapters and student.get(tower) is not None and targets.get(tower) is not None:
                 if targets[tower].shape[-1] != self.widths[tower]:
-                    raise CompressError(f"{tower} targets are {targets[tower].shape[-1]} wide, but the teacher's "
-                                        f"embed_dim is {self.widths[tower]}")
-                terms[f"{term.log}{tower}"] = self.losses[term.key](self.adapters[tower](student[tower]),
-                                                                   targets[tower])
+                    raise CompressError(
+                        f"{tower} targets are {targets[tower].shape[-1]} wide, but the teacher's "
+                        f"embed_dim is {self.widths[tower]}"
+                    )
+                terms[f"{term.log}{tower}"] = self.losses[term.key](self.adapters[tower](student[tower]), targets[tower])
         return terms
 
-    def compute(self, stage: str, student: dict[str, torch.Tensor | None],
-                targets: dict[str, torch.Tensor | None] | None) -> tuple[torch.Tensor, dict[str, float]]:
+    def compute(
+        self, stage: str, student: dict[str, torch.Tensor | None], targets: dict[str, torch.Tensor | None] | None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """`student`: raw tower outputs {"image", "text"}; `targets`: teacher embeddings or None."""
         targets = targets or {}
         if stage == "distill":
@@ -148,8 +153,13 @@ class Objectives(nn.Module):
                 else:
                     if targets.get("image") is None or targets.get("text") is None:
                         raise CompressError(f"stage 2 {term.loss}: the targets lack image or text embeddings")
-                    terms[term.log] = loss(student["image"], student["text"], targets["image"], targets["text"],
-                                           logit_scale=pair_scales[0] if pair_scales else None)
+                    terms[term.log] = loss(
+                        student["image"],
+                        student["text"],
+                        targets["image"],
+                        targets["text"],
+                        logit_scale=pair_scales[0] if pair_scales else None,
+                    )
         else:
             raise CompressError(f"unknown stage {stage!r}; stages: distill, align")
         total = torch.stack(list(terms.values())).sum()

@@ -11,8 +11,9 @@ from torch import nn
 from compress.errors import CompressError
 
 
-def parameter_groups(modules: Iterable[tuple[str, nn.Module]], weight_decay: float,
-                     no_decay_modules: Iterable[nn.Module] = ()) -> list[dict]:
+def parameter_groups(
+    modules: Iterable[tuple[str, nn.Module]], weight_decay: float, no_decay_modules: Iterable[nn.Module] = ()
+) -> list[dict]:
     """Trainable parameters split into decayed (matrices) and not decayed (biases, norms, temperatures).
 
     As in CLIP training, one-dimensional parameters, scalars and everything in `no_decay_modules`
@@ -63,9 +64,8 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> 
     raise CompressError(f"unknown schedule {schedule!r}; schedules: cosine, constant")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int,
-                    schedule: str) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, schedule: str
+) -> torch.optim.lr_scheduler.LambdaLR:
     lr_factor(0, total_steps, warmup_steps, schedule)  # reject an unknown schedule before training starts
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, total_steps, warmup_steps, schedule)
-    )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, warmup_steps, schedule))

@@ -32,8 +32,9 @@ def _format_skipped(skipped: Mapping[str, Mapping[str, int]]) -> str:
     return "skipped samples: " + ("; ".join(parts) or "none")
 
 
-def summary_table(stages: Mapping[str, Mapping[str, Any]], skipped: Mapping[str, Mapping[str, int]],
-                  title: str = "distillation summary") -> Table:
+def summary_table(
+    stages: Mapping[str, Mapping[str, Any]], skipped: Mapping[str, Mapping[str, int]], title: str = "distillation summary"
+) -> Table:
     """One row per stage (steps, final loss, last epoch's mean and validation loss, throughput, time);
     the skipped samples of each dataset, by reason, in the caption."""
     table = Table(title=title, caption=_format_skipped(skipped))
@@ -62,10 +63,17 @@ def progress_bar(console, enabled: bool) -> Progress:
     # Redrawing twice a second is enough for a bar whose finest field is whole seconds; rich's
     # default of ten redraws holds the GIL often enough to slow training by a few percent.
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("epoch {task.fields[epoch]}"), TextColumn("loss {task.fields[loss]}"),
-        TextColumn("{task.fields[rate]} samples/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, disable=not enabled, refresh_per_second=PROGRESS_REFRESH_PER_SECOND,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("epoch {task.fields[epoch]}"),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[rate]} samples/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not enabled,
+        refresh_per_second=PROGRESS_REFRESH_PER_SECOND,
     )
 
 
@@ -103,8 +111,9 @@ def describe_adapter(module: nn.Module) -> dict[str, Any]:
     return {"kind": "identity"}
 
 
-def run_report(distiller, stages: Mapping[str, Mapping[str, Any]], wall_seconds: float, student_dir: Path,
-               adapters_file: Path | None) -> dict[str, Any]:
+def run_report(
+    distiller, stages: Mapping[str, Mapping[str, Any]], wall_seconds: float, student_dir: Path, adapters_file: Path | None
+) -> dict[str, Any]:
     """`report.json` of a finished fit: settings, teacher, student, adapters, per-stage results, logs, skips."""
     d, state = distiller, distiller.state
     return {
@@ -112,8 +121,11 @@ def run_report(distiller, stages: Mapping[str, Mapping[str, Any]], wall_seconds:
         "run_dir": str(d.run_dir),
         "config": d.config.to_dict(),
         "teacher": {"name": d.teacher.name, "fingerprint": d.teacher.fingerprint, "widths": d.objectives.widths},
-        "student": {"config": getattr(d.student, "config", None), "embed_dim": int(d.student.embed_dim),
-                    "folder": str(student_dir)},
+        "student": {
+            "config": getattr(d.student, "config", None),
+            "embed_dim": int(d.student.embed_dim),
+            "folder": str(student_dir),
+        },
         "adapters": {tower: describe_adapter(m) for tower, m in d.objectives.adapters.items()},
         "adapters_file": str(adapters_file) if adapters_file else None,
         "logit_scale": d.objectives.logit_scale(),
@@ -126,8 +138,7 @@ def run_report(distiller, stages: Mapping[str, Mapping[str, Any]], wall_seconds:
         "epoch_losses": {s: [e["mean_loss"] for e in info["epochs"]] for s, info in stages.items()},
         "loss_log": state.loss_log,
         "skipped": skipped_samples(d.data, state.decode_skips, d.val_data, d.val_decode_skips),
-        "timings": {"fit_wall_seconds": wall_seconds,
-                    "train_seconds": {s: state.seconds.get(s, 0.0) for s in stages}},
+        "timings": {"fit_wall_seconds": wall_seconds, "train_seconds": {s: state.seconds.get(s, 0.0) for s in stages}},
         "resumed_from": list(state.resumed_from),
     }
 
@@ -136,8 +147,9 @@ def write_report(run_dir: str | Path, report: dict[str, Any]) -> Path:
     return write_json_atomically(Path(run_dir) / REPORT_FILE, report)
 
 
-def plot_loss_curves(loss_log: Sequence[Mapping[str, Any]], path: str | Path,
-                     epochs: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> Path:
+def plot_loss_curves(
+    loss_log: Sequence[Mapping[str, Any]], path: str | Path, epochs: Mapping[str, Sequence[Mapping[str, Any]]] | None = None
+) -> Path:
     """One panel per stage: per-step loss against the global step, with epoch means (and validation losses) marked."""
     # The object-oriented API draws on an Agg canvas without touching pyplot's global backend.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -153,11 +165,21 @@ def plot_loss_curves(loss_log: Sequence[Mapping[str, Any]], path: str | Path,
         axes.plot([e["global_step"] for e in rows], [e["loss"] for e in rows], linewidth=0.8, label="step loss")
         for epoch in (epochs or {}).get(stage, []):
             if epoch.get("mean_loss") is not None:
-                axes.plot(epoch["last_global_step"], epoch["mean_loss"], "o", color="tab:orange",
-                          label="epoch mean" if epoch["epoch"] == 0 else None)
+                axes.plot(
+                    epoch["last_global_step"],
+                    epoch["mean_loss"],
+                    "o",
+                    color="tab:orange",
+                    label="epoch mean" if epoch["epoch"] == 0 else None,
+                )
             if epoch.get("val_loss") is not None:
-                axes.plot(epoch["last_global_step"], epoch["val_loss"], "s", color="tab:green",
-                          label="validation" if epoch["epoch"] == 0 else None)
+                axes.plot(
+                    epoch["last_global_step"],
+                    epoch["val_loss"],
+                    "s",
+                    color="tab:green",
+                    label="validation" if epoch["epoch"] == 0 else None,
+                )
         axes.set_title(STAGE_TITLES.get(stage, stage))
         axes.set_xlabel("global step")
         axes.set_ylabel("loss")

@@ -63,15 +63,24 @@ class TrainState:
                 self.decode_skips.append([source, key, reason])
                 known.add((source, key))
 
-    def record_step(self, stage: str, samples: int, seconds: float, loss: float, lr: float,
-                    terms: dict[str, float]) -> None:
+    def record_step(self, stage: str, samples: int, seconds: float, loss: float, lr: float, terms: dict[str, float]) -> None:
         """Count one optimizer step of `stage` and log its loss, learning rate and loss terms."""
         self.seconds[stage] += seconds
         self.samples[stage] += samples
         self.stage_step += 1
         self.global_step += 1
-        self.loss_log.append({"global_step": self.global_step, "stage": stage, "epoch": self.epoch,
-                              "stage_step": self.stage_step, "loss": loss, "lr": lr, "samples": samples, **terms})
+        self.loss_log.append(
+            {
+                "global_step": self.global_step,
+                "stage": stage,
+                "epoch": self.epoch,
+                "stage_step": self.stage_step,
+                "loss": loss,
+                "lr": lr,
+                "samples": samples,
+                **terms,
+            }
+        )
 
     def steps_of(self, stage: str, epoch: int | None = None) -> list[dict[str, Any]]:
         return [e for e in self.loss_log if e["stage"] == stage and (epoch is None or e["epoch"] == epoch)]

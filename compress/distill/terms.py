@@ -55,8 +55,10 @@ def stage1_term(name: str) -> Term:
         except UnknownPluginError:
             pass
     if kind != "feature":
-        raise CompressError(f"stage1_loss {name!r} is not a registered feature loss; feature losses: "
-                            f"{', '.join(losses_of_kind('feature')) or 'none installed'}")
+        raise CompressError(
+            f"stage1_loss {name!r} is not a registered feature loss; feature losses: "
+            f"{', '.join(losses_of_kind('feature')) or 'none installed'}"
+        )
     return Term(key="stage1_feature", loss=name, kind="feature", weight=None, log="")
 
 
@@ -71,8 +73,10 @@ def stage2_terms(weights: dict[str, float], stage1_loss: str) -> list[Term]:
             _, kind = loss_class(name)
         except UnknownPluginError:
             available = [f"{FEATURE_TERM} (the stage-1 loss)", *registry.names("losses")]
-            raise CompressError(f"stage2_losses: unknown term {name!r}; terms: {', '.join(available)} "
-                                "(losses registered under the compress.losses entry-point group)") from None
+            raise CompressError(
+                f"stage2_losses: unknown term {name!r}; terms: {', '.join(available)} "
+                "(losses registered under the compress.losses entry-point group)"
+            ) from None
         if name == stage1_loss and kind == "feature" and FEATURE_TERM in weights:
             raise CompressError(f"stage2_losses: {name!r} and {FEATURE_TERM!r} name the same loss; give one")
         terms.append(Term(key=name, loss=name, kind=kind, weight=weight, log=f"{name}_" if kind == "feature" else name))

@@ -75,14 +75,27 @@ class Distiller:
     `adapters.safetensors` when the adapters have weights.
     """
 
-    def __init__(self, teacher, student, data=None, val_data=None, run_dir: str | Path | None = None,
-                 name: str | None = None, *, config: DistillConfig | None = None, targets=None,
-                 progress: bool = True, console: Console | None = None, **overrides):
+    def __init__(
+        self,
+        teacher,
+        student,
+        data=None,
+        val_data=None,
+        run_dir: str | Path | None = None,
+        name: str | None = None,
+        *,
+        config: DistillConfig | None = None,
+        targets=None,
+        progress: bool = True,
+        console: Console | None = None,
+        **overrides,
+    ):
         if data is None:
             raise CompressError("Distiller needs training data: data=open_data(...)")
         if config is not None and not isinstance(config, DistillConfig):
-            raise CompressError(f"Distiller: config is a DistillConfig, not {type(config).__name__} "
-                                "(or pass the settings as keywords)")
+            raise CompressError(
+                f"Distiller: config is a DistillConfig, not {type(config).__name__} (or pass the settings as keywords)"
+            )
         self.config = (config if config is not None else DistillConfig()).with_overrides(overrides, "Distiller")
         self.name = name or (Path(run_dir).name if run_dir is not None else time.strftime("distill-%Y%m%d-%H%M%S"))
         self.run_dir = Path(run_dir) if run_dir is not None else Path("runs") / self.name
@@ -103,10 +116,10 @@ class Distiller:
         # Adapters start from the run's seed without disturbing the caller's random stream.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
-            self.objectives = Objectives(self.config, int(student.embed_dim), teacher_widths(self.teacher),
-                                         student_towers(student))
-        self.targets = targets if targets is not None else TeacherTargets(self.teacher,
-                                                                          **self.objectives.teacher_towers())
+            self.objectives = Objectives(
+                self.config, int(student.embed_dim), teacher_widths(self.teacher), student_towers(student)
+            )
+        self.targets = targets if targets is not None else TeacherTargets(self.teacher, **self.objectives.teacher_towers())
         self.trainable = nn.ModuleDict({"student": student, "objectives": self.objectives}).to(self.device)
         self._forward = _StepForward(self)
         self._model: nn.Module = self._forward  # DistributedDataParallel around it under a process group
@@ -202,13 +215,13 @@ class Distiller:
         return self.state.epoch >= self.config.epochs_for(stage)
 
     def _build_optimizer(self, stage: str) -> None:
-        modules = [("student", self.student)] + [(f"objective{i}", m) for i, m in
-                                                 enumerate(self.objectives.stage_modules(stage))]
+        modules = [("student", self.student)] + [(f"objective{i}", m) for i, m in enumerate(self.objectives.stage_modules(stage))]
         groups = parameter_groups(modules, self.config.weight_decay, no_decay_modules=[self.objectives.losses])
         lr = self.config.lr_for(stage)
         self._optimizer = build_optimizer(self.config.optimizer, groups, lr)
-        self._scheduler = build_scheduler(self._optimizer, self._total_steps(stage), self.config.warmup_steps,
-                                          self.config.schedule)
+        self._scheduler = build_scheduler(
+            self._optimizer, self._total_steps(stage), self.config.warmup_steps, self.config.schedule
+        )
         # A disabled scaler passes the loss and the step through unchanged: one step path for every precision.
         self._scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         if self._pending is not None:
@@ -237,16 +250,30 @@ class Distiller:
         self.trainable.train()
 
         with progress_bar(self.console, self.show_progress) as progress:
-            task = progress.add_task(stage, total=self._total_steps(stage), completed=state.stage_step,
-                                     epoch=state.epoch, loss="-", rate="-")
+            task = progress.add_task(
+                stage, total=self._total_steps(stage), completed=state.stage_step, epoch=state.epoch, loss="-", rate="-"
+            )
             rate_start, rate_samples = time.perf_counter(), 0
             while not self._stage_done(stage):
                 if self.world.distributed:
-                    stream = RankBatchStream(self.data, batch_size, seed=seed, epoch=state.epoch, start=state.position,
-                                             world=self.world, num_workers=self.config.num_workers)
+                    stream = RankBatchStream(
+                        self.data,
+                        batch_size,
+                        seed=seed,
+                        epoch=state.epoch,
+                        start=state.position,
+                        world=self.world,
+                        num_workers=self.config.num_workers,
+                    )
                 else:
-                    stream = BatchStream(self.data, batch_size, seed=seed, epoch=state.epoch, start=state.position,
-                                         num_workers=self.config.num_workers)
+                    stream = BatchStream(
+                        self.data,
+                        batch_size,
+                        seed=seed,
+                        epoch=state.epoch,
+                        start=state.position,
+                        num_workers=self.config.num_workers,
+                    )
                 for batch in stream:
                     if batch.total:
                         tick = time.perf_counter()
@@ -254,8 +281,9 @@ class Distiller:
                         state.record_step(stage, batch.total, time.perf_counter() - tick, loss, lr, parts)
                         rate_samples += batch.total
                         rate = rate_samples / max(time.perf_counter() - rate_start, 1e-9)
-                        progress.update(task, completed=state.stage_step, epoch=state.epoch,
-                                        loss=f"{loss:.4f}", rate=f"{rate:.1f}")
+                        progress.update(
+                            task, completed=state.stage_step, epoch=state.epoch, loss=f"{loss:.4f}", rate=f"{rate:.1f}"
+                        )
                     if self._after_batch(stage, batch, needs):
                         break  # the epoch or the stage ended: a new stream starts from the new position
         self._model = self._forward
@@ -318,20 +346,22 @@ class Distiller:
         optimizer.zero_grad(set_to_none=True)
         loss, parts = self._batch_loss(stage, batch.samples, needs, batch.rank_sizes)
         if not torch.isfinite(loss):
-            raise CompressError(f"stage {stage}, global step {self.state.global_step + 1}: the loss is {loss.item()}"
-                                " (lower the learning rate or check the data)")
+            raise CompressError(
+                f"stage {stage}, global step {self.state.global_step + 1}: the loss is {loss.item()}"
+                " (lower the learning rate or check the data)"
+            )
         scaler.scale(loss).backward()
         if self.config.grad_clip:
             scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-            nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]],
-                                     self.config.grad_clip)
+            nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], self.config.grad_clip)
         scaler.step(optimizer)
         scaler.update()
         self._scheduler.step()
         return float(loss.detach()), parts, float(lr)
 
-    def _batch_loss(self, stage: str, samples, needs, rank_sizes: list[int] | None = None
-                    ) -> tuple[torch.Tensor, dict[str, float]]:
+    def _batch_loss(
+        self, stage: str, samples, needs, rank_sizes: list[int] | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """The stage's loss on one batch (gradients flow into the student, adapters and loss parameters).
 
         Under a process group `samples` is this rank's slice and `rank_sizes` every rank's count:
@@ -350,8 +380,10 @@ class Distiller:
     def _no_targets(self) -> dict[str, torch.Tensor | None]:
         """Zero rows of each teacher embedding the targets give: a rank whose slice of the global batch is empty."""
         wanted = self.objectives.teacher_towers()
-        return {tower: torch.zeros(0, width) if width is not None and wanted[tower] else None
-                for tower, width in self.objectives.widths.items()}
+        return {
+            tower: torch.zeros(0, width) if width is not None and wanted[tower] else None
+            for tower, width in self.objectives.widths.items()
+        }
 
     # ------------------------------------------------------------------ epochs, validation, checkpoints
 
@@ -359,8 +391,10 @@ class Distiller:
         state = self.state
         rows = state.steps_of(stage, state.epoch)
         if not rows and state.epoch_left_out:
-            raise CompressError(f"stage {stage}, epoch {state.epoch}: all {state.epoch_left_out} samples read were "
-                                "skipped, nothing to train on (see the dataset's skip counts)")
+            raise CompressError(
+                f"stage {stage}, epoch {state.epoch}: all {state.epoch_left_out} samples read were "
+                "skipped, nothing to train on (see the dataset's skip counts)"
+            )
         entry = {
             "epoch": state.epoch,
             "steps": len(rows),
@@ -379,8 +413,9 @@ class Distiller:
         self.trainable.eval()
         total, count = 0.0, 0
         try:
-            for batch in BatchStream(self.val_data, self.config.batch_size_for(stage), seed=None, epoch=0, start=0,
-                                     num_workers=self.config.num_workers):
+            for batch in BatchStream(
+                self.val_data, self.config.batch_size_for(stage), seed=None, epoch=0, start=0, num_workers=self.config.num_workers
+            ):
                 self.val_decode_skips.extend(batch.skips)
                 if batch.samples:
                     loss, _ = self._batch_loss(stage, batch.samples, needs)
@@ -402,8 +437,9 @@ class Distiller:
             "scaler": self._scaler.state_dict() if self._scaler is not None and self._scaler.is_enabled() else None,
         }
         optimizer_state = self._optimizer.state_dict() if self.state.stage is not None else None
-        return ckpt.save_checkpoint(self.checkpoint_dir, self.state.global_step, self.trainable, optimizer_state,
-                                    saved, keep=self.config.keep_checkpoints)
+        return ckpt.save_checkpoint(
+            self.checkpoint_dir, self.state.global_step, self.trainable, optimizer_state, saved, keep=self.config.keep_checkpoints
+        )
 
     # ------------------------------------------------------------------ the end of a fit
 

@@ -1,9 +1,9 @@
 """Evaluation: zero-shot classification and retrieval for teachers, students and bundles.
 
-    from compress.eval import ClassificationSet, evaluate_models, open_classification, write_eval_report
-    results = evaluate_models({"teacher": teacher, "student": student},
-                              [open_classification("/data/elevater/cifar-10")], langs=("en", "zh"))
-    write_eval_report(results, "runs/eval")
+from compress.eval import ClassificationSet, evaluate_models, open_classification, write_eval_report
+results = evaluate_models({"teacher": teacher, "student": student},
+                          [open_classification("/data/elevater/cifar-10")], langs=("en", "zh"))
+write_eval_report(results, "runs/eval")
 """
 
 from compress.lazy import lazy_exports

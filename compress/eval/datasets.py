@@ -67,9 +67,7 @@ class ClassificationSet:
             raise CompressError(f"{self.source}: dataset {self.name!r} has no images")
         out_of_range = [label for label in self.labels if not 0 <= label < self.num_classes]
         if out_of_range:
-            raise CompressError(
-                f"{self.source}: label {out_of_range[0]} is outside the {self.num_classes} class names"
-            )
+            raise CompressError(f"{self.source}: label {out_of_range[0]} is outside the {self.num_classes} class names")
         for lang in self.classnames:
             templates = self.templates.get(lang) or list(catalog.DEFAULT_TEMPLATES.get(lang, catalog.DEFAULT_TEMPLATES["en"]))
             self.templates[lang] = catalog.check_templates(list(templates), f"{self.name} templates ({lang})")
@@ -192,8 +190,7 @@ def open_classification(
         if not split_dir.is_dir():
             present = [s for s in SPLITS if (root / s).is_dir()]
             raise CompressError(
-                f"{root}: ELEVATER dataset has no {split!r} split folder"
-                + (f"; it has: {', '.join(present)}" if present else "")
+                f"{root}: ELEVATER dataset has no {split!r} split folder" + (f"; it has: {', '.join(present)}" if present else "")
             )
         return _open_elevater(root, split_dir, name or root.name, classnames or {}, templates or {})
     if root.name in SPLITS and _has_label_files(root.parent):
@@ -273,9 +270,7 @@ def _open_image_folder(root, name, user_names, user_templates) -> Classification
         lang: root / f"classnames.{lang}.txt" for lang in catalog.LANGS if (root / f"classnames.{lang}.txt").is_file()
     }
     fallback = [d.name.replace("_", " ") for d in class_dirs]
-    return _assemble(
-        name, root, items, labels, len(class_dirs), folder_files, user_names, user_templates, fallback, ignored
-    )
+    return _assemble(name, root, items, labels, len(class_dirs), folder_files, user_names, user_templates, fallback, ignored)
 
 
 def _assemble(

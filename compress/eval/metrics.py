@@ -135,9 +135,7 @@ def recall_name(direction: str, k: int) -> str:
     return f"{direction}_R@{k}"
 
 
-def retrieval_recalls(
-    similarity: torch.Tensor, image_of_text: Sequence[int], ks: Sequence[int] = RECALL_KS
-) -> dict[str, float]:
+def retrieval_recalls(similarity: torch.Tensor, image_of_text: Sequence[int], ks: Sequence[int] = RECALL_KS) -> dict[str, float]:
     """Recall@k both ways from a [texts, images] similarity matrix.
 
     `image_of_text[t]` is the image caption t belongs to; an image may have several captions.

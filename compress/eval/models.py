@@ -1,8 +1,8 @@
 """Report names of evaluated models; `compress.api.load_model` turns their specs into encoders.
 
-    "demo", "altclip:/models/altclip", "{image: altclip, text: mclip}"   a teacher spec
-    runs/dc_clip/student, local-dir:runs/dc_clip/student                 a saved student folder
-    runs/dc_clip/bundle                                                  an exported bundle
+"demo", "altclip:/models/altclip", "{image: altclip, text: mclip}"   a teacher spec
+runs/dc_clip/student, local-dir:runs/dc_clip/student                 a saved student folder
+runs/dc_clip/bundle                                                  an exported bundle
 """
 
 from __future__ import annotations

@@ -250,9 +250,7 @@ def _run_classification(models, dataset: ClassificationSet, langs, results, prog
         for lang in name_langs
     }
     active = {name: models[name] for name in plan}
-    embeddings, kept, skipped = _encode_all_images(
-        active, dataset.items, progress, f"{dataset.name} images", batch_size, workers
-    )
+    embeddings, kept, skipped = _encode_all_images(active, dataset.items, progress, f"{dataset.name} images", batch_size, workers)
     info.skipped = skipped
     if skipped:
         results.notes.append(f"{dataset.name}: {len(skipped)} of {len(dataset)} images unreadable and skipped")
@@ -331,7 +329,7 @@ def evaluate_zero_shot(
     {metric: value}}, "notes"}; metrics are top1, top5, mean_per_class and the primary one.
     """
     results = evaluate_models({"model": encoder}, [dataset], langs, batch_size=batch_size, limit=limit)
-    (name, info), = results.datasets.items()
+    ((name, info),) = results.datasets.items()
     return {
         "dataset": name,
         "primary_metric": info.primary_metric,
@@ -347,7 +345,7 @@ def evaluate_retrieval(
 ) -> dict[str, Any]:
     """One encoder on one retrieval manifest: {"dataset", "num_images", "skipped_images", "metrics", "notes"}."""
     results = evaluate_models({"model": encoder}, [dataset], langs, batch_size=batch_size)
-    (name, info), = results.datasets.items()
+    ((name, info),) = results.datasets.items()
     return {
         "dataset": name,
         "num_images": info.num_images,

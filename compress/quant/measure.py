@@ -43,7 +43,9 @@ def embedding_cosine(reference: torch.Tensor, candidate: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def encoder_agreement(reference, candidate, images: Sequence = (), texts: Sequence[str] = (), lang: str = "en") -> dict[str, float]:
+def encoder_agreement(
+    reference, candidate, images: Sequence = (), texts: Sequence[str] = (), lang: str = "en"
+) -> dict[str, float]:
     """Mean cosine between two encoders' embeddings of the same images and texts.
 
     `reference` and `candidate` are anything with `encode_images` / `encode_texts(texts, lang)`
@@ -54,7 +56,9 @@ def encoder_agreement(reference, candidate, images: Sequence = (), texts: Sequen
     if images:
         result["image_cosine"] = embedding_cosine(reference.encode_images(list(images)), candidate.encode_images(list(images)))
     if texts:
-        result["text_cosine"] = embedding_cosine(reference.encode_texts(list(texts), lang), candidate.encode_texts(list(texts), lang))
+        result["text_cosine"] = embedding_cosine(
+            reference.encode_texts(list(texts), lang), candidate.encode_texts(list(texts), lang)
+        )
     return result
 
 
@@ -84,6 +88,8 @@ def print_quant_table(rows: Sequence[QuantRow], title: str = "quantization", con
         size_ratio = f"{base.bytes / row.bytes:.2f}x" if base and row.bytes else "-"
         speed = f"{base.latency_ms / row.latency_ms:.2f}x" if base and row.latency_ms else "-"
         top1 = f"{100 * row.top1:.1f}" if row.top1 is not None else "-"
-        table.add_row(row.tower, row.mode, f"{row.bytes / 1e6:.2f}", size_ratio, f"{row.latency_ms:.2f}", speed, f"{row.cosine:.4f}", top1)
+        table.add_row(
+            row.tower, row.mode, f"{row.bytes / 1e6:.2f}", size_ratio, f"{row.latency_ms:.2f}", speed, f"{row.cosine:.4f}", top1
+        )
     (console or make_console()).print(table)
     return table

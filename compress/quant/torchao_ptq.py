@@ -50,11 +50,21 @@ def torchao_report(student, images: Sequence, texts: Sequence[str], lang: str = 
     for mode, model in (("fp32", student), ("int8 dynamic (torchao)", quantized)):
         fp32 = mode == "fp32"
         rows.append(
-            QuantRow(mode, "image", state_dict_bytes(model.image_tower), latency_ms(model.image_tower, pixels, warmup=1, iterations=iterations),
-                     1.0 if fp32 else agreement["image_cosine"])
+            QuantRow(
+                mode,
+                "image",
+                state_dict_bytes(model.image_tower),
+                latency_ms(model.image_tower, pixels, warmup=1, iterations=iterations),
+                1.0 if fp32 else agreement["image_cosine"],
+            )
         )
         rows.append(
-            QuantRow(mode, "text", state_dict_bytes(model.text_tower), latency_ms(model.text_tower, ids, warmup=1, iterations=iterations),
-                     1.0 if fp32 else agreement["text_cosine"])
+            QuantRow(
+                mode,
+                "text",
+                state_dict_bytes(model.text_tower),
+                latency_ms(model.text_tower, ids, warmup=1, iterations=iterations),
+                1.0 if fp32 else agreement["text_cosine"],
+            )
         )
     return rows

@@ -53,8 +53,10 @@ CACHE_DIR = "teacher_cache"  # the cache's folder when the `cache:` section name
 # The config's shape (configs/dc_clip.yaml holds every key). `student` and `distill` are passed
 # whole to their owners (the student family, DistillConfig), which check their keys and hold
 # their defaults; the bundle's defaults are the export settings', so every export key is stated.
-CONFIG = Section(required=("name", "runs_dir", "teacher", "data", "tokenizer", "eval"),
-                 optional=("val_data", "student", "distill", "cache", "export"))
+CONFIG = Section(
+    required=("name", "runs_dir", "teacher", "data", "tokenizer", "eval"),
+    optional=("val_data", "student", "distill", "cache", "export"),
+)
 TOKENIZER = Section(required=("vocab_size", "model_type"))
 EVAL = Section(required=("languages", "demo_tasks", "demo_count", "datasets"), optional=("demo_image_size",))
 CACHE = Section(required=("augmentation", "views", "batch_size", "shard_size"), optional=("folder",))
@@ -78,8 +80,7 @@ def read_config(config: Any) -> dict[str, Any]:
 def zero_shot_scores(eval_results, languages) -> dict[str, dict[str, dict[str, float]]]:
     """scores[model][task][lang] = top-1 accuracy."""
     return {
-        model: {dataset: {lang: eval_results.value(model, dataset, lang, "top1") for lang in languages}
-                for dataset in by_dataset}
+        model: {dataset: {lang: eval_results.value(model, dataset, lang, "top1") for lang in languages} for dataset in by_dataset}
         for model, by_dataset in eval_results.results.items()
     }
 
@@ -160,15 +161,24 @@ def check_same_config(recorded: Path, config: dict[str, Any]) -> None:
         raise CompressError(f"{recorded}: unreadable ({exc})") from None
     changed = config_differences(saved, config)
     if changed:
-        raise CompressError(f"{recorded.parent}: this run was started with another config; changed: {'; '.join(changed)}. "
-                            "Undo the changes to continue it, or start a new run (--name)")
+        raise CompressError(
+            f"{recorded.parent}: this run was started with another config; changed: {'; '.join(changed)}. "
+            "Undo the changes to continue it, or start a new run (--name)"
+        )
 
 
 class RecipeRun:
     """The recipe's stages over one run folder; each stage method returns the outputs it records."""
 
-    def __init__(self, config: dict[str, Any], run_dir: Path, log: StageLog, console: Console, resume: bool = False,
-                 world: World | None = None):
+    def __init__(
+        self,
+        config: dict[str, Any],
+        run_dir: Path,
+        log: StageLog,
+        console: Console,
+        resume: bool = False,
+        world: World | None = None,
+    ):
         self.config, self.run_dir, self.log, self.console = config, run_dir, log, console
         self.world = world or World()
         # The stages a kill interrupted (recorded as running when this process started): under
@@ -210,8 +220,10 @@ class RecipeRun:
         """The student being trained: built from the config (and the run's tokenizer) once per process."""
         if self._student is None:
             if not self.tokenizer_path.is_file():
-                raise CompressError(f"{self.run_dir}: no student tokenizer ({TOKENIZER_FILE}); run the tokenizer stage "
-                                    "first (--stages tokenizer,...)")
+                raise CompressError(
+                    f"{self.run_dir}: no student tokenizer ({TOKENIZER_FILE}); run the tokenizer stage "
+                    "first (--stages tokenizer,...)"
+                )
             student_config = {**student_section(self.config), "tokenizer": str(self.tokenizer_path)}
             # Unless told otherwise the student embeds into the teacher's space: stage 1 then needs no
             # adapters, so the two student towers it trains land in one shared space.
@@ -225,8 +237,9 @@ class RecipeRun:
             if self.config.get("cache"):
                 from compress.cache import distiller_from_cache
 
-                self._distiller = distiller_from_cache(self._cache_folder(), self.student(), self.data,
-                                                       teacher=self.teacher, **options)
+                self._distiller = distiller_from_cache(
+                    self._cache_folder(), self.student(), self.data, teacher=self.teacher, **options
+                )
             else:
                 self._distiller = compress.Distiller(self.teacher, self.student(), data=self.data, **options)
         return self._distiller
@@ -250,8 +263,9 @@ class RecipeRun:
 
     def eval_datasets(self) -> list:
         ev = self.config["eval"]
-        datasets = [demo_task_set(name, count=ev["demo_count"], image_size=ev.get("demo_image_size"))
-                    for name in ev["demo_tasks"]]
+        datasets = [
+            demo_task_set(name, count=ev["demo_count"], image_size=ev.get("demo_image_size")) for name in ev["demo_tasks"]
+        ]
         return datasets + [Path(p) for p in ev["datasets"]]
 
     def update_report(self) -> dict[str, Any]:
@@ -272,8 +286,12 @@ class RecipeRun:
     def stage_tokenizer(self) -> dict[str, Any]:
         """The student owns its tokenizer, trained on the training captions of both languages."""
         tok = self.config["tokenizer"]
-        train_tokenizer([caption for caption, _ in self.data.captions()], self.tokenizer_path,
-                        vocab_size=tok["vocab_size"], model_type=tok["model_type"])
+        train_tokenizer(
+            [caption for caption, _ in self.data.captions()],
+            self.tokenizer_path,
+            vocab_size=tok["vocab_size"],
+            model_type=tok["model_type"],
+        )
         return {"tokenizer": str(self.tokenizer_path)}
 
     def stage_cache(self) -> dict[str, Any]:
@@ -281,11 +299,22 @@ class RecipeRun:
         from compress.cache import build_cache
 
         section, folder = self.config["cache"], self._cache_folder()
-        result = build_cache(self.teacher, self.data, folder, batch_size=section["batch_size"],
-                             shard_size=section["shard_size"], augmentation=section["augmentation"],
-                             views=section["views"], console=self.console)
-        return {"folder": str(folder), "shards_built": len(result.shards_built), "shards_kept": len(result.shards_kept),
-                "samples_embedded": result.samples}
+        result = build_cache(
+            self.teacher,
+            self.data,
+            folder,
+            batch_size=section["batch_size"],
+            shard_size=section["shard_size"],
+            augmentation=section["augmentation"],
+            views=section["views"],
+            console=self.console,
+        )
+        return {
+            "folder": str(folder),
+            "shards_built": len(result.shards_built),
+            "shards_kept": len(result.shards_kept),
+            "samples_embedded": result.samples,
+        }
 
     def stage_distill(self) -> dict[str, Any]:
         """Stage 1, feature distillation; an interrupted one continues from its checkpoint."""
@@ -319,9 +348,15 @@ class RecipeRun:
 
     def _training_outputs(self, stage: str, kept: Path | None) -> dict[str, Any]:
         info = self.training["stages"][stage]
-        outputs = {"student": str(self.run_dir / STUDENT_DIR), "global_step": self.training["global_step"],
-                   "steps": info["steps"], "final_loss": info["final_loss"], "train_seconds": info["seconds"],
-                   "logit_scale": self.training.get("logit_scale"), "resumed_from": self.training["resumed_from"]}
+        outputs = {
+            "student": str(self.run_dir / STUDENT_DIR),
+            "global_step": self.training["global_step"],
+            "steps": info["steps"],
+            "final_loss": info["final_loss"],
+            "train_seconds": info["seconds"],
+            "logit_scale": self.training.get("logit_scale"),
+            "resumed_from": self.training["resumed_from"],
+        }
         if kept is not None:
             outputs["checkpoint"] = str(kept)
         if stage == "align":
@@ -331,45 +366,67 @@ class RecipeRun:
     def stage_eval(self) -> dict[str, Any]:
         """Zero-shot evaluation of teacher and student, through the same evaluation path."""
         languages = list(self.config["eval"]["languages"])
-        results = evaluate_models({"teacher": self.teacher, "student": self.trained_student()}, self.eval_datasets(),
-                                  languages)
+        results = evaluate_models({"teacher": self.teacher, "student": self.trained_student()}, self.eval_datasets(), languages)
         write_eval_report(results, self.run_dir / EVAL_DIR, console=self.console)
         return {"folder": str(self.run_dir / EVAL_DIR), "zero_shot_top1": zero_shot_scores(results, languages)}
 
     def stage_export(self) -> dict[str, Any]:
         """The bundle the apps load, measured against the trained student."""
-        bundle = export_run_bundle(self.trained_student(), self.config["export"], self.data, self.val_data,
-                                   self.run_dir, self.training_report(), self.console)
+        bundle = export_run_bundle(
+            self.trained_student(),
+            self.config["export"],
+            self.data,
+            self.val_data,
+            self.run_dir,
+            self.training_report(),
+            self.console,
+        )
         return {"bundle": bundle}
 
     def stage_bundle_eval(self) -> dict[str, Any]:
         """Zero-shot evaluation of the bundle's ExecuTorch models (int8 when the bundle is quantized), as an app runs them."""
-        from compress.bundle import BundleEncoder
+        from compress.bundle import MANIFEST, BundleEncoder
 
-        if not (self.run_dir / BUNDLE_DIR / "manifest.json").is_file():
+        if not (self.run_dir / BUNDLE_DIR / MANIFEST).is_file():
             raise CompressError(f"{self.run_dir / BUNDLE_DIR}: no bundle yet; run the export stage first")
         precision = "int8" if self.config["export"]["quantize"] == "int8" else "fp32"
         languages = list(self.config["eval"]["languages"])
         name = f"bundle-{precision}"
-        results = evaluate_models({name: BundleEncoder(self.run_dir / BUNDLE_DIR, precision=precision)},
-                                  self.eval_datasets(), languages)
+        results = evaluate_models(
+            {name: BundleEncoder(self.run_dir / BUNDLE_DIR, precision=precision)}, self.eval_datasets(), languages
+        )
         write_eval_report(results, self.run_dir / BUNDLE_EVAL_DIR, console=self.console)
-        return {"folder": str(self.run_dir / BUNDLE_EVAL_DIR),
-                "bundle_zero_shot_top1": zero_shot_scores(results, languages)[name]}
+        return {
+            "folder": str(self.run_dir / BUNDLE_EVAL_DIR),
+            "bundle_zero_shot_top1": zero_shot_scores(results, languages)[name],
+        }
 
 
-def export_run_bundle(student, options: dict[str, Any], data, val_data, run_dir: Path, training: dict,
-                      console: Console) -> dict[str, Any]:
+def export_run_bundle(
+    student, options: dict[str, Any], data, val_data, run_dir: Path, training: dict, console: Console
+) -> dict[str, Any]:
     """Write `run_dir/bundle` (int8 calibrated on training samples, parity on held-out ones); its summary."""
     from compress.bundle import export_bundle
 
-    calibration = spread_samples(data, options["calibration_count"], "training data (calibration)") \
-        if options["quantize"] == "int8" else None
+    calibration = (
+        spread_samples(data, options["calibration_count"], "training data (calibration)")
+        if options["quantize"] == "int8"
+        else None
+    )
     parity = spread_samples(val_data, options["parity_count"], "validation data (parity)") if val_data else None
     bundle = export_bundle(
-        student, run_dir / BUNDLE_DIR, targets=options["targets"], quantize=options["quantize"],
-        label_sets=options["labels"], calibration_samples=calibration, parity_samples=parity,
-        parity_count=options["parity_count"], zero_shot_count=options["zero_shot_count"],
-        logit_scale=training.get("logit_scale"), source=str(run_dir / STUDENT_DIR), overwrite=True, console=console,
+        student,
+        run_dir / BUNDLE_DIR,
+        targets=options["targets"],
+        quantize=options["quantize"],
+        label_sets=options["labels"],
+        calibration_samples=calibration,
+        parity_samples=parity,
+        parity_count=options["parity_count"],
+        zero_shot_count=options["zero_shot_count"],
+        logit_scale=training.get("logit_scale"),
+        source=str(run_dir / STUDENT_DIR),
+        overwrite=True,
+        console=console,
     )
     return {"folder": str(bundle.folder), "passed": bundle.passed, "checks": bundle.data["checks"]}

@@ -35,8 +35,10 @@ def read_section(config: Any, section: Section, where: str) -> dict[str, Any]:
         raise CompressError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(section.keys)}")
     missing = [key for key in section.required if key not in config]
     if missing:
-        raise CompressError(f"{where}: missing key(s) {', '.join(missing)} (every key of the shipped config is needed; "
-                            "copy it from compress/recipes/configs/)")
+        raise CompressError(
+            f"{where}: missing key(s) {', '.join(missing)} (every key of the shipped config is needed; "
+            "copy it from compress/recipes/configs/)"
+        )
     return dict(config)
 
 

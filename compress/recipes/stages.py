@@ -56,12 +56,13 @@ def _plain(value: Any) -> Any:
 
 
 def config_differences(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
-    """"key: old -> new" for every dotted key whose value differs (a key present on one side only included)."""
+    """ "key: old -> new" for every dotted key whose value differs (a key present on one side only included)."""
     old, new = flatten(dict(saved)), flatten(json.loads(json.dumps(dict(now), default=str)))
     keys = sorted(k for k in set(old) | set(new) if k.split(".")[0] not in LOCATION_KEYS)
     missing = "(absent)"
-    return [f"{k}: {old.get(k, missing)!r} -> {new.get(k, missing)!r}" for k in keys
-            if old.get(k, missing) != new.get(k, missing)]
+    return [
+        f"{k}: {old.get(k, missing)!r} -> {new.get(k, missing)!r}" for k in keys if old.get(k, missing) != new.get(k, missing)
+    ]
 
 
 class StageLog:
@@ -98,8 +99,13 @@ class StageLog:
         self._write()
         started = time.perf_counter()
         outputs = dict(work() or {})
-        self.records[stage] = {"status": FINISHED, "runs": runs, "started": self.records[stage]["started"],
-                               "seconds": time.perf_counter() - started, "outputs": outputs}
+        self.records[stage] = {
+            "status": FINISHED,
+            "runs": runs,
+            "started": self.records[stage]["started"],
+            "seconds": time.perf_counter() - started,
+            "outputs": outputs,
+        }
         self._write()
         return outputs
 

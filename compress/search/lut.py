@@ -76,21 +76,26 @@ class LatencyTable:
     @classmethod
     def from_dict(cls, raw: Any, source: str = "<table>") -> LatencyTable:
         if not isinstance(raw, dict) or not isinstance(raw.get("ops"), dict):
-            raise CompressError(f"{source}: a latency table is a JSON object with an \"ops\" object of signature -> ms")
+            raise CompressError(f'{source}: a latency table is a JSON object with an "ops" object of signature -> ms')
         if raw.get("format", LUT_FORMAT) != LUT_FORMAT or raw.get("version", LUT_VERSION) != LUT_VERSION:
-            raise CompressError(f"{source}: format {raw.get('format')!r} version {raw.get('version')!r} is not "
-                                f"{LUT_FORMAT!r} version {LUT_VERSION}")
+            raise CompressError(
+                f"{source}: format {raw.get('format')!r} version {raw.get('version')!r} is not "
+                f"{LUT_FORMAT!r} version {LUT_VERSION}"
+            )
         if raw.get("unit", "ms") != "ms":
-            raise CompressError(f"{source}: unit must be \"ms\", not {raw.get('unit')!r}")
+            raise CompressError(f'{source}: unit must be "ms", not {raw.get("unit")!r}')
         unfilled = [sig for sig, value in raw["ops"].items() if value is None]
         if unfilled:
             raise CompressError(f"{source}: {len(unfilled)} operator(s) have no latency yet (null), e.g. {unfilled[0]}")
         bad = [(sig, value) for sig, value in raw["ops"].items() if not _is_latency(value)]
         if bad:
-            raise CompressError(f"{source}: latency of {bad[0][0]} must be a number >= 0 (ms), not {bad[0][1]!r}"
-                                + (f" ({len(bad) - 1} more)" if len(bad) > 1 else ""))
-        return cls({sig: float(v) for sig, v in raw["ops"].items()}, str(raw.get("device", "")),
-                   str(raw.get("runtime", "")), source)
+            raise CompressError(
+                f"{source}: latency of {bad[0][0]} must be a number >= 0 (ms), not {bad[0][1]!r}"
+                + (f" ({len(bad) - 1} more)" if len(bad) > 1 else "")
+            )
+        return cls(
+            {sig: float(v) for sig, v in raw["ops"].items()}, str(raw.get("device", "")), str(raw.get("runtime", "")), source
+        )
 
     def latency(self, ops: Mapping[str, int], what: str = "the tower", on_unknown: str = "error") -> LutLatency:
         """The sum of count x table value over `ops` (signature -> count)."""
@@ -144,6 +149,7 @@ def lut_template(ops_by_tower: Mapping[str, Mapping[str, int]], device: str = ""
     }
 
 
-def write_lut_template(path: str | Path, ops_by_tower: Mapping[str, Mapping[str, int]], device: str = "",
-                       runtime: str = "") -> Path:
+def write_lut_template(
+    path: str | Path, ops_by_tower: Mapping[str, Mapping[str, int]], device: str = "", runtime: str = ""
+) -> Path:
     return write_json_atomically(path, lut_template(ops_by_tower, device=device, runtime=runtime))

@@ -99,8 +99,9 @@ class TowerMeasurement:
         return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
 
-def time_pte(path: str | Path, example: torch.Tensor, warmup: int = DEFAULT_WARMUP,
-             repeats: int = DEFAULT_REPEATS) -> tuple[list[float], torch.Tensor]:
+def time_pte(
+    path: str | Path, example: torch.Tensor, warmup: int = DEFAULT_WARMUP, repeats: int = DEFAULT_REPEATS
+) -> tuple[list[float], torch.Tensor]:
     """(run times in ms, the output of the last run) of a `.pte`'s forward in the ExecuTorch runtime."""
     from executorch.runtime import Runtime
 
@@ -138,16 +139,22 @@ def _write_program(module: torch.nn.Module, example: torch.Tensor, pte_path: Pat
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        (entry,) = target.export_tower(TowerExport(tower=tower, module=module, example=example, precision="fp32",
-                                                   embed_dim=embed_dim), staging)
+        (entry,) = target.export_tower(
+            TowerExport(tower=tower, module=module, example=example, precision="fp32", embed_dim=embed_dim), staging
+        )
         (staging / entry["file"]).replace(pte_path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return entry
 
 
-def measure_module(module: torch.nn.Module, example: torch.Tensor, pte_path: str | Path,
-                   warmup: int = DEFAULT_WARMUP, repeats: int = DEFAULT_REPEATS) -> TowerMeasurement:
+def measure_module(
+    module: torch.nn.Module,
+    example: torch.Tensor,
+    pte_path: str | Path,
+    warmup: int = DEFAULT_WARMUP,
+    repeats: int = DEFAULT_REPEATS,
+) -> TowerMeasurement:
     """Export `module` at the example's shape, lower it with XNNPACK into `pte_path`, and time it."""
     module = module.eval()
     pte_path = Path(pte_path)
@@ -208,9 +215,15 @@ def pte_path(workdir: str | Path, candidate: Candidate) -> Path:
     return Path(workdir) / f"{candidate.family}-{candidate.name}.pte"
 
 
-def measure_candidate(candidate: Candidate, cache: LatencyCache | None, workdir: str | Path,
-                      warmup: int = DEFAULT_WARMUP, repeats: int = DEFAULT_REPEATS, refresh: bool = False,
-                      seed: int = 0) -> tuple[TowerMeasurement, bool]:
+def measure_candidate(
+    candidate: Candidate,
+    cache: LatencyCache | None,
+    workdir: str | Path,
+    warmup: int = DEFAULT_WARMUP,
+    repeats: int = DEFAULT_REPEATS,
+    refresh: bool = False,
+    seed: int = 0,
+) -> tuple[TowerMeasurement, bool]:
     """(measurement, cache hit). A miss (or `refresh`) lowers the tower into `workdir/<name>.pte`."""
     if cache is not None and not refresh:
         cached = cache.get(candidate)
@@ -224,8 +237,10 @@ def measure_candidate(candidate: Candidate, cache: LatencyCache | None, workdir:
         raise CompressError(f"{candidate.family} candidate {candidate.name}: {exc}") from None
     except Exception as exc:  # torch.export or the lowering refusing the architecture
         reason = (str(exc).strip().splitlines() or [""])[0][:300]
-        raise CompressError(f"{candidate.family} candidate {candidate.name} does not export and lower to ExecuTorch "
-                            f"({type(exc).__name__}: {reason})") from exc
+        raise CompressError(
+            f"{candidate.family} candidate {candidate.name} does not export and lower to ExecuTorch "
+            f"({type(exc).__name__}: {reason})"
+        ) from exc
     if cache is not None:
         cache.put(candidate, measurement)
     return measurement, False

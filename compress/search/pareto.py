@@ -46,8 +46,14 @@ class Pair:
         return f"{self.image.name} + {self.text.name}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"image": self.image.name, "text": self.text.name, "latency_ms": round(self.latency_ms, 4),
-                "size_mb": round(self.size_mb, 4), "params": self.params, "quality": self.quality}
+        return {
+            "image": self.image.name,
+            "text": self.text.name,
+            "latency_ms": round(self.latency_ms, 4),
+            "size_mb": round(self.size_mb, 4),
+            "params": self.params,
+            "quality": self.quality,
+        }
 
 
 def tower_quality(result, rank_by: str) -> float:
@@ -86,7 +92,8 @@ def dominates(a_cost: float, a_quality: float, b_cost: float, b_quality: float) 
 def pareto_front(items: Sequence[T], cost: Callable[[T], float], quality: Callable[[T], float]) -> list[T]:
     """The items no other item dominates, fastest first."""
     front = [
-        item for item in items
+        item
+        for item in items
         if not any(dominates(cost(other), quality(other), cost(item), quality(item)) for other in items if other is not item)
     ]
     return sorted(front, key=lambda item: (cost(item), -quality(item)))

@@ -103,8 +103,12 @@ class ProxyData:
         options = {"image_size": settings.image_size, "seed": settings.seed}
         self._train_source = data_source.open("train", size=settings.train_samples, **options)
         self._val_source = data_source.open("val", size=settings.val_samples, **options)
-        self.description = {"source": source, "version": getattr(data_source, "version", None),
-                            "train": self._train_source.digest(), "val": self._val_source.digest()}
+        self.description = {
+            "source": source,
+            "version": getattr(data_source, "version", None),
+            "train": self._train_source.digest(),
+            "val": self._val_source.digest(),
+        }
         self._prepared: tuple[SampleList, SampleList, PrecomputedTargets] | None = None
         self._tokenizers: dict[int, Path] = {}
 
@@ -121,8 +125,9 @@ class ProxyData:
                 chunk = samples[start : start + TARGET_BATCH]
                 embedded = online(chunk)
                 for row, sample in enumerate(chunk):
-                    rows[sample.key] = {t: (v[row].detach().float().cpu() if v is not None else None)
-                                        for t, v in embedded.items()}
+                    rows[sample.key] = {
+                        t: (v[row].detach().float().cpu() if v is not None else None) for t, v in embedded.items()
+                    }
             self._prepared = (train, val, PrecomputedTargets(rows))
         return self._prepared
 
@@ -201,10 +206,22 @@ def run_proxy(candidate: Candidate, data: ProxyData, run_dir: str | Path) -> Pro
         torch.manual_seed(settings.seed)
         student = build_student({"family": STUDENT_FAMILY, **student_config(candidate, tokenizer)})
     distiller = Distiller(
-        data.teacher, student, data=data.train, val_data=data.val, run_dir=run_dir, targets=data.targets,
-        stage1_loss=settings.loss, lr=settings.lr, batch_size=settings.batch_size, steps={"distill": settings.steps},
-        seed=settings.seed, checkpoint_every=settings.steps, keep_checkpoints=1, device=settings.device,
-        progress=False, console=Console(quiet=True),
+        data.teacher,
+        student,
+        data=data.train,
+        val_data=data.val,
+        run_dir=run_dir,
+        targets=data.targets,
+        stage1_loss=settings.loss,
+        lr=settings.lr,
+        batch_size=settings.batch_size,
+        steps={"distill": settings.steps},
+        seed=settings.seed,
+        checkpoint_every=settings.steps,
+        keep_checkpoints=1,
+        device=settings.device,
+        progress=False,
+        console=Console(quiet=True),
     )
     started = time.perf_counter()
     report = distiller.fit("distill")
@@ -232,8 +249,12 @@ class ProxyCache:
 
     def key(self, candidate: Candidate, data: ProxyData) -> dict[str, Any]:
         return {
-            "candidate": {"family": candidate.family, "embed_dim": candidate.embed_dim, "options": candidate.resolved,
-                          "checkpoint_sha256": _checkpoint_digest(candidate)},
+            "candidate": {
+                "family": candidate.family,
+                "embed_dim": candidate.embed_dim,
+                "options": candidate.resolved,
+                "checkpoint_sha256": _checkpoint_digest(candidate),
+            },
             "teacher": getattr(data.teacher, "fingerprint", None),
             "data": data.description,
             "settings": {k: v for k, v in data.settings.to_dict().items() if k != "device"},
@@ -262,8 +283,9 @@ def _checkpoint_digest(candidate: Candidate) -> str | None:
     return file_sha256(Path(checkpoint).expanduser())
 
 
-def proxy_candidate(candidate: Candidate, data: ProxyData, cache: ProxyCache | None, run_dir: str | Path,
-                    refresh: bool = False) -> tuple[ProxyResult, bool]:
+def proxy_candidate(
+    candidate: Candidate, data: ProxyData, cache: ProxyCache | None, run_dir: str | Path, refresh: bool = False
+) -> tuple[ProxyResult, bool]:
     """(result, cache hit) of the candidate's proxy run."""
     if cache is not None and not refresh:
         cached = cache.get(candidate, data)

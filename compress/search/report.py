@@ -25,8 +25,11 @@ def candidates_table(family: str, results: list, budget_ms: float | None, size_m
     for r in results:
         proxy = r.proxy
         table.add_row(
-            r.name, _ms(r.latency_ms), r.latency_source + (" (cached)" if r.cache_hit else ""),
-            f"{r.measurement.params / 1e6:.2f}M", f"{r.measurement.pte_mb:.2f}",
+            r.name,
+            _ms(r.latency_ms),
+            r.latency_source + (" (cached)" if r.cache_hit else ""),
+            f"{r.measurement.params / 1e6:.2f}M",
+            f"{r.measurement.pte_mb:.2f}",
             "-" if proxy is None else f"{proxy.val_loss:.4f}",
             "-" if proxy is None else f"{100 * proxy.zero_shot:.1f}%",
             r.status if r.status == "ok" else f"[yellow]{r.status}",
@@ -40,9 +43,15 @@ def front_table(front: list, chosen, rank_by: str) -> Table:
         table.add_column(column, justify="left" if column in ("", "image", "text") else "right")
     for pair in front:
         table.add_row(
-            "[bold green]chosen" if pair is chosen else "", pair.image.name, pair.text.name,
-            _ms(pair.image.latency_ms), _ms(pair.text.latency_ms), _ms(pair.latency_ms),
-            f"{pair.size_mb:.2f}", f"{pair.params / 1e6:.2f}M", f"{pair.quality:.4f}",
+            "[bold green]chosen" if pair is chosen else "",
+            pair.image.name,
+            pair.text.name,
+            _ms(pair.image.latency_ms),
+            _ms(pair.text.latency_ms),
+            _ms(pair.latency_ms),
+            f"{pair.size_mb:.2f}",
+            f"{pair.params / 1e6:.2f}M",
+            f"{pair.quality:.4f}",
         )
     return table
 
@@ -51,8 +60,9 @@ def write_json(path: Path, report: dict[str, Any]) -> Path:
     return write_json_atomically(path, report, default=str)
 
 
-def plot_search(path: Path, image_results: list, text_results: list, pairs: list, front: list, chosen,
-                rank_by: str, budgets) -> Path:
+def plot_search(
+    path: Path, image_results: list, text_results: list, pairs: list, front: list, chosen, rank_by: str, budgets
+) -> Path:
     """Three panels: image towers, text towers (latency vs quality, budget lines), and pairs with the front."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -63,8 +73,10 @@ def plot_search(path: Path, image_results: list, text_results: list, pairs: list
     FigureCanvasAgg(figure)
     panels = figure.subplots(1, 3)
     quality_label = QUALITY_LABELS[rank_by]
-    for axis, family, results, budget in ((panels[0], "image", image_results, budgets.image_latency_ms),
-                                          (panels[1], "text", text_results, budgets.text_latency_ms)):
+    for axis, family, results, budget in (
+        (panels[0], "image", image_results, budgets.image_latency_ms),
+        (panels[1], "text", text_results, budgets.text_latency_ms),
+    ):
         for r in results:
             kept = r.proxy is not None
             y = tower_quality(r, rank_by) if kept else None
@@ -73,8 +85,16 @@ def plot_search(path: Path, image_results: list, text_results: list, pairs: list
                 axis.annotate(r.name, (r.latency_ms, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
             else:
                 axis.axvline(r.latency_ms, color="lightgrey", linewidth=0.8)
-                axis.annotate(f"{r.name} ({r.status})", (r.latency_ms, 0), xycoords=("data", "axes fraction"),
-                              fontsize=6, rotation=90, color="grey", xytext=(2, 4), textcoords="offset points")
+                axis.annotate(
+                    f"{r.name} ({r.status})",
+                    (r.latency_ms, 0),
+                    xycoords=("data", "axes fraction"),
+                    fontsize=6,
+                    rotation=90,
+                    color="grey",
+                    xytext=(2, 4),
+                    textcoords="offset points",
+                )
         if budget is not None:
             axis.axvline(budget, color="tab:red", linestyle="--", label=f"budget {budget:g} ms")
             axis.legend(fontsize=7)
@@ -85,8 +105,9 @@ def plot_search(path: Path, image_results: list, text_results: list, pairs: list
     if pairs:
         axis.scatter([p.latency_ms for p in pairs], [p.quality for p in pairs], color="lightgrey", label="pairs in budget")
         axis.plot([p.latency_ms for p in front], [p.quality for p in front], "-o", color="tab:green", label="Pareto front")
-        axis.scatter([chosen.latency_ms], [chosen.quality], marker="*", s=220, color="tab:orange", zorder=3,
-                     label=f"chosen: {chosen.name}")
+        axis.scatter(
+            [chosen.latency_ms], [chosen.quality], marker="*", s=220, color="tab:orange", zorder=3, label=f"chosen: {chosen.name}"
+        )
         axis.legend(fontsize=7)
     axis.set_title("image + text pairs")
     axis.set_xlabel("image + text latency (ms)")

@@ -107,12 +107,19 @@ class SearchResult:
 
 
 def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[current]}"), TimeElapsedColumn(), console=console)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[current]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
 
 
-def measure_space(space: SearchSpace, cache: LatencyCache | None, workdir: Path, warmup: int, repeats: int,
-                  refresh: bool, console: Console) -> list[tuple[Candidate, TowerMeasurement, bool]]:
+def measure_space(
+    space: SearchSpace, cache: LatencyCache | None, workdir: Path, warmup: int, repeats: int, refresh: bool, console: Console
+) -> list[tuple[Candidate, TowerMeasurement, bool]]:
     """Measure (or read from the cache) every candidate of the space, with a progress bar."""
     out = []
     with _progress(console) as progress:
@@ -126,16 +133,14 @@ def measure_space(space: SearchSpace, cache: LatencyCache | None, workdir: Path,
     return out
 
 
-def apply_budgets(family: str, measured, budgets: Budgets, lut: LatencyTable | None,
-                  lut_unknown: str) -> list[CandidateResult]:
+def apply_budgets(family: str, measured, budgets: Budgets, lut: LatencyTable | None, lut_unknown: str) -> list[CandidateResult]:
     """A result per candidate with the latency the budgets use and its status ("ok" or why it is out)."""
     limit = budgets.latency_for(family)
     results = []
     for candidate, measurement, hit in measured:
         if lut is not None:
             from_table = lut.latency(measurement.ops, what=f"{family} candidate {candidate.name}", on_unknown=lut_unknown)
-            result = CandidateResult(candidate, measurement, from_table.latency_ms, "lut", hit,
-                                     lut_unknown=from_table.unknown)
+            result = CandidateResult(candidate, measurement, from_table.latency_ms, "lut", hit, lut_unknown=from_table.unknown)
         else:
             result = CandidateResult(candidate, measurement, measurement.latency_ms, "runtime", hit)
         reasons = []
@@ -165,20 +170,21 @@ def drop_unpairable(images: list[CandidateResult], texts: list[CandidateResult],
         return
     images_ok = [r for r in images if r.status == "ok"]
     texts_ok = [r for r in texts if r.status == "ok"]
-    fits = [(i, t) for i in images_ok for t in texts_ok
-            if i.measurement.pte_mb + t.measurement.pte_mb <= size_mb]
+    fits = [(i, t) for i in images_ok for t in texts_ok if i.measurement.pte_mb + t.measurement.pte_mb <= size_mb]
     if not fits:
         smallest = min(r.measurement.pte_mb for r in images_ok) + min(r.measurement.pte_mb for r in texts_ok)
-        raise CompressError(f"no image + text pair fits --size-mb {size_mb:g}: the smallest pair within the "
-                            f"latency budgets is {smallest:.2f} MB")
+        raise CompressError(
+            f"no image + text pair fits --size-mb {size_mb:g}: the smallest pair within the latency budgets is {smallest:.2f} MB"
+        )
     paired = {id(r) for pair in fits for r in pair}
     for result in images_ok + texts_ok:
         if id(result) not in paired:
             result.status = f"in no pair under {size_mb:g} MB"
 
 
-def run_proxies(results: list[CandidateResult], data: ProxyData, cache: ProxyCache | None, workdir: Path,
-                refresh: bool, console: Console) -> None:
+def run_proxies(
+    results: list[CandidateResult], data: ProxyData, cache: ProxyCache | None, workdir: Path, refresh: bool, console: Console
+) -> None:
     kept = [r for r in results if r.status == "ok"]
     if not kept:
         return
@@ -192,12 +198,24 @@ def run_proxies(results: list[CandidateResult], data: ProxyData, cache: ProxyCac
         progress.update(task, current="")
 
 
-def run_search(budgets: Budgets, image_space: SearchSpace, text_space: SearchSpace, teacher, out: str | Path,
-               proxy: ProxySettings | None = None, lut: LatencyTable | None = None, lut_unknown: str = "error",
-               rank_by: str = "val_loss", pick_rule: str = "best", warmup: int = DEFAULT_WARMUP,
-               repeats: int = DEFAULT_REPEATS, latency_cache: LatencyCache | None = None,
-               proxy_cache: ProxyCache | None = None, refresh: bool = False,
-               console: Console | None = None) -> SearchResult:
+def run_search(
+    budgets: Budgets,
+    image_space: SearchSpace,
+    text_space: SearchSpace,
+    teacher,
+    out: str | Path,
+    proxy: ProxySettings | None = None,
+    lut: LatencyTable | None = None,
+    lut_unknown: str = "error",
+    rank_by: str = "val_loss",
+    pick_rule: str = "best",
+    warmup: int = DEFAULT_WARMUP,
+    repeats: int = DEFAULT_REPEATS,
+    latency_cache: LatencyCache | None = None,
+    proxy_cache: ProxyCache | None = None,
+    refresh: bool = False,
+    console: Console | None = None,
+) -> SearchResult:
     """Search `image_space` x `text_space` under `budgets`; writes search.json, search.png and chosen_student.yaml.
 
     `teacher` is a teacher, or a function of no arguments that loads one (called only once some
@@ -214,8 +232,10 @@ def run_search(budgets: Budgets, image_space: SearchSpace, text_space: SearchSpa
     if image_space.family != "image" or text_space.family != "text":
         raise CompressError(f"need an image space and a text space, got {image_space.family} and {text_space.family}")
     if image_space.embed_dim != text_space.embed_dim:
-        raise CompressError(f"{image_space.source} has embed_dim {image_space.embed_dim} but {text_space.source} has "
-                            f"{text_space.embed_dim}; a student's towers share one embedding size")
+        raise CompressError(
+            f"{image_space.source} has embed_dim {image_space.embed_dim} but {text_space.source} has "
+            f"{text_space.embed_dim}; a student's towers share one embedding size"
+        )
     proxy = proxy or ProxySettings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -240,21 +260,30 @@ def run_search(budgets: Budgets, image_space: SearchSpace, text_space: SearchSpa
 
     config = chosen_student_config(chosen.image.candidate, chosen.text.candidate)
     paths = {"json": out / "search.json", "plot": out / "search.png", "student": out / STUDENT_FILE}
-    header = (f"Student chosen by `compress search` (pick: {pick_rule}, rank by: {rank_by}).\n"
-              f"image {chosen.image.name}: {chosen.image.latency_ms:.2f} ms ({chosen.image.latency_source}), "
-              f"text {chosen.text.name}: {chosen.text.latency_ms:.2f} ms, both .pte files {chosen.size_mb:.2f} MB.\n"
-              f"Use: compress.build_student(compress.search.read_student_config(this file)), or\n"
-              f"  python -m compress recipe dc_clip --set student={paths['student']} "
-              f"--set tokenizer.vocab_size={config['tokenizer_vocab_size']}")
+    header = (
+        f"Student chosen by `compress search` (pick: {pick_rule}, rank by: {rank_by}).\n"
+        f"image {chosen.image.name}: {chosen.image.latency_ms:.2f} ms ({chosen.image.latency_source}), "
+        f"text {chosen.text.name}: {chosen.text.latency_ms:.2f} ms, both .pte files {chosen.size_mb:.2f} MB.\n"
+        f"Use: compress.build_student(compress.search.read_student_config(this file)), or\n"
+        f"  python -m compress recipe dc_clip --set student={paths['student']} "
+        f"--set tokenizer.vocab_size={config['tokenizer_vocab_size']}"
+    )
     write_student_config(paths["student"], config, header)
 
     report = {
         "budgets": vars(budgets),
         "rank_by": rank_by,
         "pick": pick_rule,
-        "latency": {"source": "lut" if lut is not None else "runtime", "lut": lut.source if lut else None,
-                    "lut_device": lut.label if lut else None, "lut_unknown": lut_unknown,
-                    "warmup": warmup, "repeats": repeats, "machine": machine_description(), **library_versions()},
+        "latency": {
+            "source": "lut" if lut is not None else "runtime",
+            "lut": lut.source if lut else None,
+            "lut_device": lut.label if lut else None,
+            "lut_unknown": lut_unknown,
+            "warmup": warmup,
+            "repeats": repeats,
+            "machine": machine_description(),
+            **library_versions(),
+        },
         "proxy": {**proxy.to_dict(), "teacher": getattr(teacher, "fingerprint", None), "data": data.description},
         "spaces": {"image": image_space.source, "text": text_space.source},
         "candidates": {family: [r.to_dict() for r in rs] for family, rs in results.items()},
@@ -270,8 +299,11 @@ def run_search(budgets: Budgets, image_space: SearchSpace, text_space: SearchSpa
     console.print(front_table(front, chosen, rank_by))
     # soft_wrap: paths and the command stay on one line, so they can be copied
     console.print(f"chosen student: {paths['student']}\nreport: {paths['json']}, plot: {paths['plot']}", soft_wrap=True)
-    console.print(f"train it: python -m compress recipe dc_clip --set student={paths['student']} "
-                  f"--set tokenizer.vocab_size={config['tokenizer_vocab_size']}", soft_wrap=True)
+    console.print(
+        f"train it: python -m compress recipe dc_clip --set student={paths['student']} "
+        f"--set tokenizer.vocab_size={config['tokenizer_vocab_size']}",
+        soft_wrap=True,
+    )
     return SearchResult(results["image"], results["text"], pairs, front, chosen, config, paths, report)
 
 
@@ -284,8 +316,13 @@ def tower_op_signatures(candidate: Candidate, cache: LatencyCache | None = None)
     return dict(op_signatures(export_program(build_tower(candidate), example_input(candidate))))
 
 
-def write_space_lut_template(path: str | Path, spaces: list[SearchSpace], cache: LatencyCache | None = None,
-                             device: str = "", console: Console | None = None) -> Path:
+def write_space_lut_template(
+    path: str | Path,
+    spaces: list[SearchSpace],
+    cache: LatencyCache | None = None,
+    device: str = "",
+    console: Console | None = None,
+) -> Path:
     """A latency-table template covering every operator signature of every candidate in `spaces`."""
     console = console or make_console()
     ops_by_tower = {}
@@ -300,6 +337,7 @@ def write_space_lut_template(path: str | Path, spaces: list[SearchSpace], cache:
     runtime = f"executorch-{library_versions()['executorch']}-xnnpack"
     written = write_lut_template(path, ops_by_tower, device=device, runtime=runtime)
     count = len({sig for ops in ops_by_tower.values() for sig in ops})
-    console.print(f"{written}: {count} operator signatures of {len(ops_by_tower)} towers; fill in each value in ms",
-                  soft_wrap=True)
+    console.print(
+        f"{written}: {count} operator signatures of {len(ops_by_tower)} towers; fill in each value in ms", soft_wrap=True
+    )
     return written

@@ -123,8 +123,10 @@ def candidate_name(family: str, resolved: dict[str, Any]) -> str:
     """A short readable name: "mobilevitv2_050@64", "L4-H256-A4-F512-T32-V8000"."""
     if family == "image":
         return f"{resolved['model']}@{resolved['image_size']}"
-    name = (f"L{resolved['layers']}-H{resolved['hidden']}-A{resolved['heads']}-F{resolved['ffn']}"
-            f"-T{resolved['max_length']}-V{resolved['vocab_size']}")
+    name = (
+        f"L{resolved['layers']}-H{resolved['hidden']}-A{resolved['heads']}-F{resolved['ffn']}"
+        f"-T{resolved['max_length']}-V{resolved['vocab_size']}"
+    )
     if resolved.get("pooling") != "mean":
         name += f"-{resolved['pooling']}"
     if resolved.get("norm") != "pre":
@@ -181,8 +183,10 @@ def parse_space(raw: Any, source: str = "<space>", family: str | None = None) ->
 
     combinations = math.prod(len(values) for values in grid.values()) if grid else 0
     if combinations + len(extra) > MAX_CANDIDATES:
-        raise CompressError(f"{source}: the space lists {combinations + len(extra)} candidates; at most {MAX_CANDIDATES} "
-                            "can be measured (narrow the grid)")
+        raise CompressError(
+            f"{source}: the space lists {combinations + len(extra)} candidates; at most {MAX_CANDIDATES} "
+            "can be measured (narrow the grid)"
+        )
     option_sets = []
     if grid:
         keys = list(grid)

@@ -1,8 +1,8 @@
 """The chosen student architecture as a YAML file that `compress.build_student` and the recipes read.
 
-    config = read_student_config("runs/search/chosen_student.yaml")
-    student = compress.build_student(config)
-    # or: python -m compress recipe dc_clip --set student=runs/search/chosen_student.yaml
+config = read_student_config("runs/search/chosen_student.yaml")
+student = compress.build_student(config)
+# or: python -m compress recipe dc_clip --set student=runs/search/chosen_student.yaml
 """
 
 from __future__ import annotations
@@ -38,8 +38,13 @@ def chosen_student_config(image: Candidate, text: Candidate) -> dict[str, Any]:
         raise CompressError(f"image embed_dim {image.embed_dim} and text embed_dim {text.embed_dim} differ")
     text_options = _tower_options(text)
     vocab_size = text_options.pop("vocab_size")
-    return {"family": FAMILY, "embed_dim": image.embed_dim, "image": _tower_options(image), "text": text_options,
-            "tokenizer_vocab_size": vocab_size}
+    return {
+        "family": FAMILY,
+        "embed_dim": image.embed_dim,
+        "image": _tower_options(image),
+        "text": text_options,
+        "tokenizer_vocab_size": vocab_size,
+    }
 
 
 def write_student_config(path: str | Path, config: dict[str, Any], header: str = "") -> Path:

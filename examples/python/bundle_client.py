@@ -104,8 +104,10 @@ class BundleClient:
         if self.manifest.get("format") != FORMAT:
             raise BundleClientError(f"{manifest_path}: format is {self.manifest.get('format')!r}, not {FORMAT!r}")
         if self.manifest.get("schema_version") != SCHEMA_VERSION:
-            raise BundleClientError(f"{manifest_path}: schema_version {self.manifest.get('schema_version')!r} is not one this "
-                                    f"client reads ({SCHEMA_VERSION})")
+            raise BundleClientError(
+                f"{manifest_path}: schema_version {self.manifest.get('schema_version')!r} is not one this "
+                f"client reads ({SCHEMA_VERSION})"
+            )
         for where, rel in manifest_paths(self.manifest):
             check_inside(self.folder, rel, where, manifest_path)
         if verify:
@@ -219,8 +221,13 @@ class BundleClient:
         probability /= probability.sum()
         order = np.argsort(-probability, kind="stable")[:top]
         return [
-            {"rank": rank + 1, "class": labels["classnames"][i], "index": int(i),
-             "probability": float(probability[i]), "cosine": float(cosine[i])}
+            {
+                "rank": rank + 1,
+                "class": labels["classnames"][i],
+                "index": int(i),
+                "probability": float(probability[i]),
+                "cosine": float(cosine[i]),
+            }
             for rank, i in enumerate(order)
         ]
 
@@ -258,8 +265,9 @@ class BundleClient:
             pixels = self.preprocess(load_picture(self.folder / item["file"]))
             expected = np.fromfile(self.folder / item["pixels"], dtype="<f4")
             if expected.size != pixels.size or list(pixels.shape) != item["input_shape"]:
-                problems.append(f"pixels of {item['file']}: shape {list(pixels.shape)}, golden {item['input_shape']} "
-                                f"({expected.size} values)")
+                problems.append(
+                    f"pixels of {item['file']}: shape {list(pixels.shape)}, golden {item['input_shape']} ({expected.size} values)"
+                )
                 continue
             worst = float(np.abs(pixels.reshape(-1) - expected).max())
             if worst > PIXEL_TOLERANCE + 1e-7:
@@ -294,8 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lang", default="en")
     parser.add_argument("--top", type=int, default=5)
     parser.add_argument("--precision", default="fp32", choices=("fp32", "int8"))
-    parser.add_argument("--check-golden", action="store_true",
-                        help="check token ids, pixels, embeddings and top-5 against golden.json")
+    parser.add_argument(
+        "--check-golden", action="store_true", help="check token ids, pixels, embeddings and top-5 against golden.json"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
