@@ -72,6 +72,7 @@ def test_client_imports_nothing_from_compress():
         "argparse",
         "hashlib",
         "json",
+        "math",
         "sys",
         "pathlib",
         "numpy",

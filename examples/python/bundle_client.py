@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -81,6 +82,49 @@ def check_inside(folder: Path, relative, where: str, source: Path) -> None:
     raise BundleClientError(f"{source}: {where} {relative!r} {problem}")
 
 
+# The manifest fields this client reads and their JSON types; a manifest without them is refused before use.
+FIELDS = {
+    "files": (list, {"path": str, "sha256": str, "bytes": int}),
+    "models": (list, {"target": str, "tower": str, "precision": str, "file": str}),
+    "labels": (list, {"set": str, "lang": str, "file": str}),
+    "image": (dict, {"size": int, "resize": str}),
+    "text": (dict, {"tokenizer": str, "tokenizer_json": str, "max_length": int, "pad_id": int, "bos_id": int, "eos_id": int}),
+}
+
+
+def check_fields(manifest: dict, source: Path) -> None:
+    """Refuse a manifest that lacks a field this client reads, or holds it with the wrong JSON type."""
+    for key, (kind, fields) in FIELDS.items():
+        value = manifest.get(key)
+        if not isinstance(value, kind):
+            raise BundleClientError(f"{source}: {key} is missing or not a JSON {'array' if kind is list else 'object'}")
+        for index, item in enumerate(value if kind is list else [value]):
+            where = f"{key}[{index}]" if kind is list else key
+            if not isinstance(item, dict):
+                raise BundleClientError(f"{source}: {where} is not a JSON object")
+            for field, expected in fields.items():
+                found = item.get(field)
+                if not isinstance(found, expected) or isinstance(found, bool):
+                    raise BundleClientError(f"{source}: {where}.{field} is missing or not a JSON {expected.__name__}")
+    scale = manifest.get("logit_scale")
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale) or scale <= 0:
+        raise BundleClientError(f"{source}: logit_scale is missing or not a positive number")
+    if manifest["text"]["max_length"] < 2 or manifest["image"]["size"] < 1:
+        raise BundleClientError(f"{source}: text.max_length must be at least 2 and image.size at least 1")
+
+
+def check_listed(manifest: dict, source: Path) -> None:
+    """Refuse a manifest that points at a file (or, for a Core ML package, a folder) it does not list."""
+    listed = {entry["path"] for entry in manifest["files"]}
+    for where, rel in manifest_paths(manifest):
+        if where.startswith("files["):
+            continue
+        is_file = rel in listed
+        is_folder = any(path.startswith(rel.rstrip("/") + "/") for path in listed)
+        if not (is_file or (is_folder and where.startswith("models[") and rel.endswith(".mlpackage"))):
+            raise BundleClientError(f"{source}: {where} {rel!r} is not a file in the file list")
+
+
 def manifest_paths(manifest: dict) -> list[tuple[str, object]]:
     """(field, path) for every path the manifest holds."""
     found = [(f"files[{i}].path", e.get("path")) for i, e in enumerate(manifest.get("files", []))]
@@ -108,8 +152,10 @@ class BundleClient:
                 f"{manifest_path}: schema_version {self.manifest.get('schema_version')!r} is not one this "
                 f"client reads ({SCHEMA_VERSION})"
             )
+        check_fields(self.manifest, manifest_path)
         for where, rel in manifest_paths(self.manifest):
             check_inside(self.folder, rel, where, manifest_path)
+        check_listed(self.manifest, manifest_path)
         if verify:
             self.verify()
         self.image_rule = self.manifest["image"]
