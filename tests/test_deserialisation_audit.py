@@ -2,7 +2,7 @@
 cache, a bundle, a config) is read as data, never as code.
 
 Refused: `torch.load` without `weights_only=True`; `pickle`, `dill`, `marshal` or `shelve`;
-builtin `eval` / `exec`; `yaml.load` (use `yaml.safe_load`); `numpy.load(..., allow_pickle=True)`;
+builtin `eval` / `exec`; `yaml.load` without a safe loader; `numpy.load(..., allow_pickle=True)`;
 and `trust_remote_code=True` anywhere, as a default or in a call (it stays off unless a user sets it).
 """
 
@@ -30,10 +30,30 @@ def _dotted(node: ast.AST) -> str:
     return ""
 
 
+def _safe_loader_names(tree: ast.Module) -> set[str]:
+    """Module-level names bound to PyYAML's safe loaders (e.g. `SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)`)."""
+    return {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign) and "SafeLoader" in ast.unparse(node.value)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+
+
+def _is_safe_loader(node: ast.AST | None, safe_names: set[str]) -> bool:
+    if node is None:
+        return False
+    text = ast.unparse(node)
+    return text in safe_names or text.split(".")[-1] in ("SafeLoader", "CSafeLoader")
+
+
 def unsafe_uses(source: str, filename: str = "<source>") -> list[str]:
     """'file:line: what' for every unsafe deserialisation the source contains."""
     found = []
-    for node in ast.walk(ast.parse(source, filename)):
+    tree = ast.parse(source, filename)
+    safe_loaders = _safe_loader_names(tree)
+    for node in ast.walk(tree):
         where = f"{filename}:{getattr(node, 'lineno', 0)}"
         if isinstance(node, ast.Import):
             found += [f"{where}: imports {a.name}" for a in node.names if a.name.split(".")[0] in UNSAFE_MODULES]
@@ -46,8 +66,8 @@ def unsafe_uses(source: str, filename: str = "<source>") -> list[str]:
                 found.append(f"{where}: calls {name}()")
             elif name == "torch.load" and not _is_true(keywords.get("weights_only")):
                 found.append(f"{where}: torch.load without weights_only=True")
-            elif name == "yaml.load":
-                found.append(f"{where}: yaml.load (use yaml.safe_load)")
+            elif name == "yaml.load" and not _is_safe_loader(keywords.get("Loader"), safe_loaders):
+                found.append(f"{where}: yaml.load without a safe loader (use yaml.safe_load)")
             elif name in ("np.load", "numpy.load") and _is_true(keywords.get("allow_pickle")):
                 found.append(f"{where}: numpy.load with allow_pickle=True")
             if _is_true(keywords.get("trust_remote_code")):
@@ -95,6 +115,8 @@ def test_the_shipped_code_deserialises_nothing_unsafely():
         "value = eval(text)",
         "exec(open(p).read())",
         "import yaml\nconfig = yaml.load(text, Loader=yaml.Loader)",
+        "import yaml\nconfig = yaml.load(text)",
+        "import yaml\nLOADER = yaml.UnsafeLoader\nconfig = yaml.load(text, Loader=LOADER)",
         "import numpy as np\na = np.load(p, allow_pickle=True)",
         "model = AutoModel.from_pretrained(p, trust_remote_code=True)",
         "def load(location, trust_remote_code=True):\n    pass",
@@ -111,6 +133,8 @@ def test_the_audit_finds_each_unsafe_form(source):
     [
         "import torch\nstate = torch.load(path, map_location='cpu', weights_only=True)",
         "import yaml\nconfig = yaml.safe_load(text)",
+        "import yaml\nconfig = yaml.load(text, Loader=yaml.CSafeLoader)",
+        "import yaml\nSAFE = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)\nconfig = yaml.load(text, Loader=SAFE)",
         "model.eval()",
         "def load(location, trust_remote_code=False):\n    pass",
         "options = {'trust_remote_code': bool(flag)}",
