@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from plugin_fixtures import install_distribution
 
 import compress
 from compress import registry
@@ -96,13 +97,9 @@ class ColourEncoder:
 
 @pytest.fixture
 def swatches(tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "compress_swatches.py").write_text(SOURCE_MODULE)
-    info = site / "compress_swatches-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: compress-swatches\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[compress.data]\nswatches = compress_swatches:SwatchSource\n")
+    site = install_distribution(
+        tmp_path / "site", "compress-swatches", "compress_swatches", SOURCE_MODULE, "compress.data", {"swatches": "SwatchSource"}
+    )
     monkeypatch.syspath_prepend(str(site))
     yield site
     sys.modules.pop("compress_swatches", None)

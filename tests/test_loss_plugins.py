@@ -7,6 +7,7 @@ import textwrap
 import pytest
 import torch
 from distill_helpers import ColourPairs, RandomTeacher, make_student
+from plugin_fixtures import install_distribution
 
 from compress import registry
 from compress.distill import DistillConfig, Distiller
@@ -55,18 +56,15 @@ class NoKindLoss(nn.Module):
 @pytest.fixture
 def plugin(tmp_path, monkeypatch):
     """Install `myloss_plugin` as its own distribution: a module plus a dist-info folder on sys.path."""
-    root = tmp_path / "site"
-    root.mkdir()
-    (root / "myloss_plugin.py").write_text(textwrap.dedent(PLUGIN_SOURCE), encoding="utf-8")
-    info = root / "myloss_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: myloss-plugin\nVersion: 0.1\n", encoding="utf-8")
-    (info / "entry_points.txt").write_text(
-        "[compress.losses]\n"
-        "myloss = myloss_plugin:PairDistanceLoss\n"
-        "my_l1 = myloss_plugin:L1FeatureLoss\n"
-        "no_kind = myloss_plugin:NoKindLoss\n",
-        encoding="utf-8",
+    entries = {"myloss": "PairDistanceLoss", "my_l1": "L1FeatureLoss", "no_kind": "NoKindLoss"}
+    root = install_distribution(
+        tmp_path / "site",
+        "myloss-plugin",
+        "myloss_plugin",
+        textwrap.dedent(PLUGIN_SOURCE),
+        "compress.losses",
+        entries,
+        version="0.1",
     )
     monkeypatch.syspath_prepend(str(root))
     yield root

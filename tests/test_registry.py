@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from plugin_fixtures import install_distribution
 
 import compress
 from compress import registry
@@ -47,13 +48,9 @@ def load_toy_teacher(location=None, **options):
 
 
 def install_toy_distribution(site: Path) -> None:
-    """Lay out an installed distribution the way pip does: the module plus its .dist-info."""
-    (site / "compress_toy_plugin.py").write_text(TOY_MODULE)
-    info = site / "compress_toy_plugin-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: compress-toy-plugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[compress.teachers]\ntoy = compress_toy_plugin:load_toy_teacher\n")
-    (info / "RECORD").write_text("")
+    install_distribution(
+        site, "compress-toy-plugin", "compress_toy_plugin", TOY_MODULE, "compress.teachers", {"toy": "load_toy_teacher"}
+    )
 
 
 @pytest.fixture

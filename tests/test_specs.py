@@ -6,6 +6,7 @@ import json
 import sys
 
 import pytest
+from plugin_fixtures import install_distribution
 
 import compress
 from compress import specs
@@ -63,14 +64,13 @@ COMPOSED = "{image: toy-image, text: 'toy-text:/models/text'}"
 @pytest.fixture
 def toy_parts(tmp_path, monkeypatch):
     """An image-only and a text-only teacher from one separately installed distribution."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "compress_toy_parts.py").write_text(PARTS_MODULE)
-    info = site / "compress_toy_parts-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: compress-toy-parts\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[compress.teachers]\ntoy-image = compress_toy_parts:ImagePart\ntoy-text = compress_toy_parts:TextPart\n"
+    site = install_distribution(
+        tmp_path / "site",
+        "compress-toy-parts",
+        "compress_toy_parts",
+        PARTS_MODULE,
+        "compress.teachers",
+        {"toy-image": "ImagePart", "toy-text": "TextPart"},
     )
     monkeypatch.syspath_prepend(str(site))
     yield site

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from plugin_fixtures import install_distribution
 
 import compress
 from compress import registry
@@ -70,13 +71,15 @@ class TinyStudent(torch.nn.Module):
 @pytest.fixture
 def mine_site(tmp_path, monkeypatch):
     """The family installed as pip lays a distribution out: its module and a .dist-info with entry points."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "compress_mine_students.py").write_text(FAMILY_MODULE)
-    info = site / "compress_mine_students-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: compress-mine-students\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[compress.students]\nmine = compress_mine_students:TinyStudent\n")
+    site = install_distribution(
+        tmp_path / "site",
+        "compress-mine-students",
+        "compress_mine_students",
+        FAMILY_MODULE,
+        "compress.students",
+        {"mine": "TinyStudent"},
+        version="0.1",
+    )
     monkeypatch.syspath_prepend(str(site))
     yield site
     sys.modules.pop("compress_mine_students", None)
@@ -120,13 +123,16 @@ def test_the_recorded_family_decides_and_its_absence_is_a_clear_error(mine_site,
 
 
 def test_a_factory_entry_point_builds_but_cannot_reload(tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "compress_factory_students.py").write_text(FAMILY_MODULE + "\n\ndef build(config):\n    return TinyStudent(config)\n")
-    info = site / "compress_factory_students-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: compress-factory-students\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[compress.students]\nmine = compress_factory_students:build\n")
+    source = FAMILY_MODULE + "\n\ndef build(config):\n    return TinyStudent(config)\n"
+    site = install_distribution(
+        tmp_path / "site",
+        "compress-factory-students",
+        "compress_factory_students",
+        source,
+        "compress.students",
+        {"mine": "build"},
+        version="0.1",
+    )
     monkeypatch.syspath_prepend(str(site))
     try:
         student = compress.build_student({"family": "mine", "width": 5})

@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from plugin_fixtures import install_distribution
 
 from compress import registry
 from compress.bundle import load_bundle
@@ -70,13 +71,16 @@ with pytest.MonkeyPatch.context() as patch:
 
 def install_plugin(site: Path) -> Path:
     """The package and its dist-info, as an installer would write them into `site`."""
-    (site / "pt2_target").mkdir(parents=True)
-    (site / "pt2_target" / "__init__.py").write_text(textwrap.dedent(PLUGIN), encoding="utf-8")
-    info = site / "pt2_target-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pt2-target\nVersion: 0.1\n", encoding="utf-8")
-    (info / "entry_points.txt").write_text("[compress.targets]\npt2 = pt2_target:ExportedProgramTarget\n", encoding="utf-8")
-    return site
+    return install_distribution(
+        site,
+        "pt2-target",
+        "pt2_target",
+        textwrap.dedent(PLUGIN),
+        "compress.targets",
+        {"pt2": "ExportedProgramTarget"},
+        version="0.1",
+        package=True,
+    )
 
 
 @pytest.fixture
