@@ -57,11 +57,9 @@ def test_one_rank_takes_the_single_process_batches():
     assert alone == single and [consumed for _, consumed in alone] == [5, 5, 5, 4]
 
 
-def torchrun(run_dir, out, *options) -> subprocess.CompletedProcess:
-    """tests/ddp_worker.py as two gloo CPU ranks under torchrun."""
-    out.mkdir(exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [
+def two_gloo_ranks() -> list[str]:
+    """The torchrun launcher for two ranks on this machine, on a free loopback port."""
+    return [
         sys.executable,
         "-m",
         "torch.distributed.run",
@@ -71,6 +69,15 @@ def torchrun(run_dir, out, *options) -> subprocess.CompletedProcess:
         "127.0.0.1",
         "--master-port",
         str(free_port()),
+    ]
+
+
+def torchrun(run_dir, out, *options) -> subprocess.CompletedProcess:
+    """tests/ddp_worker.py as two gloo CPU ranks under torchrun."""
+    out.mkdir(exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [
+        *two_gloo_ranks(),
         str(HERE / "ddp_worker.py"),
         str(run_dir),
         str(out),
@@ -171,15 +178,7 @@ def test_the_recipe_trains_on_two_ranks_under_torchrun_and_rank_0_writes_the_run
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COMPRESS_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--master-addr",
-        "127.0.0.1",
-        "--master-port",
-        str(free_port()),
+        *two_gloo_ranks(),
         "-m",
         "compress",
         "recipe",
