@@ -187,6 +187,7 @@ def test_infonce_only_alignment_never_calls_the_teacher(tmp_path):
         ({"batch_size": {"distill": 8, "align": 2.5}}, "batch_size for stage 'align'"),
         ({"loss_options": {"smooth_l1": {"gamma": 1}}}, "bad options"),
         ({"qat": "yes"}, "qat must be true or false"),
+        ({"log_every": 0}, "log_every must be an integer >= 1"),
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_error(tmp_path, options, message):

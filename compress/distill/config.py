@@ -78,6 +78,9 @@ class DistillConfig:
     grad_clip: float | None = 1.0
     seed: int = 0
     checkpoint_every: int = 500
+    # Steps between reads of the losses off the device (each read waits for the device; the loss log
+    # still gets every step's loss). Epoch ends, stage ends and checkpoints read them too.
+    log_every: int = 10
     keep_checkpoints: int = 2
     device: str = "auto"
     precision: str = "auto"
@@ -110,6 +113,7 @@ class DistillConfig:
             self._check_stage(stage)
         for name, value, low in (
             ("checkpoint_every", self.checkpoint_every, 1),
+            ("log_every", self.log_every, 1),
             ("keep_checkpoints", self.keep_checkpoints, 1),
             ("warmup_steps", self.warmup_steps, 0),
             ("num_workers", self.num_workers, 0),

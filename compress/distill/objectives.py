@@ -133,8 +133,9 @@ class Objectives(nn.Module):
 
     def compute(
         self, stage: str, student: dict[str, torch.Tensor | None], targets: dict[str, torch.Tensor | None] | None
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """`student`: raw tower outputs {"image", "text"}; `targets`: teacher embeddings or None."""
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The stage's total loss and its terms (detached, on the device). `student`: raw tower outputs
+        {"image", "text"}; `targets`: teacher embeddings or None."""
         targets = targets or {}
         if stage == "distill":
             terms = self._feature_terms(self.stage1, student, targets)
@@ -163,4 +164,4 @@ class Objectives(nn.Module):
         else:
             raise CompressError(f"unknown stage {stage!r}; stages: distill, align")
         total = torch.stack(list(terms.values())).sum()
-        return total, {name: float(value.detach()) for name, value in terms.items()}
+        return total, {name: value.detach() for name, value in terms.items()}

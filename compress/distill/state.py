@@ -63,24 +63,23 @@ class TrainState:
                 self.decode_skips.append([source, key, reason])
                 known.add((source, key))
 
-    def record_step(self, stage: str, samples: int, seconds: float, loss: float, lr: float, terms: dict[str, float]) -> None:
-        """Count one optimizer step of `stage` and log its loss, learning rate and loss terms."""
-        self.seconds[stage] += seconds
+    def record_step(self, stage: str, samples: int, lr: float) -> dict[str, Any]:
+        """Count one optimizer step of `stage` and log it; the entry's `loss` and loss terms are filled
+        in when the trainer reads them off the device (`PendingLosses.flush`)."""
         self.samples[stage] += samples
         self.stage_step += 1
         self.global_step += 1
-        self.loss_log.append(
-            {
-                "global_step": self.global_step,
-                "stage": stage,
-                "epoch": self.epoch,
-                "stage_step": self.stage_step,
-                "loss": loss,
-                "lr": lr,
-                "samples": samples,
-                **terms,
-            }
-        )
+        entry = {
+            "global_step": self.global_step,
+            "stage": stage,
+            "epoch": self.epoch,
+            "stage_step": self.stage_step,
+            "loss": None,
+            "lr": lr,
+            "samples": samples,
+        }
+        self.loss_log.append(entry)
+        return entry
 
     def steps_of(self, stage: str, epoch: int | None = None) -> list[dict[str, Any]]:
         return [e for e in self.loss_log if e["stage"] == stage and (epoch is None or e["epoch"] == epoch)]

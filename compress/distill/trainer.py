@@ -44,6 +44,7 @@ from compress.distill.report import (
     write_report,
 )
 from compress.distill.state import TrainState
+from compress.distill.step_log import PendingLosses
 from compress.distill.targets import TeacherTargets
 from compress.errors import CompressError
 from compress.protocols import check_student, check_teacher
@@ -132,6 +133,8 @@ class Distiller:
         self._scaler: torch.amp.GradScaler | None = None
         self._optimizer_stage: str | None = None
         self._pending: ckpt.LoadedCheckpoint | None = None  # optimizer state waiting for its stage to start
+        self._losses = PendingLosses()  # the latest steps' losses, still on the device
+        self._window_start = 0.0  # when the training time not yet added to the stage's seconds began
         self.val_decode_skips: list[tuple[str, str, str]] = []
         self.qat_layers = 0  # linear layers fake-quantized during alignment (config.qat)
 
@@ -253,7 +256,7 @@ class Distiller:
             task = progress.add_task(
                 stage, total=self._total_steps(stage), completed=state.stage_step, epoch=state.epoch, loss="-", rate="-"
             )
-            rate_start, rate_samples = time.perf_counter(), 0
+            self._window_start = time.perf_counter()
             while not self._stage_done(stage):
                 if self.world.distributed:
                     stream = RankBatchStream(
@@ -276,15 +279,16 @@ class Distiller:
                     )
                 for batch in stream:
                     if batch.total:
-                        tick = time.perf_counter()
-                        loss, parts, lr = self._step(stage, batch, needs)
-                        state.record_step(stage, batch.total, time.perf_counter() - tick, loss, lr, parts)
-                        rate_samples += batch.total
-                        rate = rate_samples / max(time.perf_counter() - rate_start, 1e-9)
-                        progress.update(
-                            task, completed=state.stage_step, epoch=state.epoch, loss=f"{loss:.4f}", rate=f"{rate:.1f}"
-                        )
-                    if self._after_batch(stage, batch, needs):
+                        loss, terms, lr = self._step(stage, batch, needs)
+                        self._losses.add(state.record_step(stage, batch.total, lr), loss, terms)
+                        progress.update(task, completed=state.stage_step, epoch=state.epoch)
+                    read = self._loss_read_due(stage, batch)
+                    if read:
+                        self._read_losses(stage, progress, task)
+                    ended = self._after_batch(stage, batch, needs)
+                    if read:
+                        self._window_start = time.perf_counter()  # validation and checkpoints are not training time
+                    if ended:
                         break  # the epoch or the stage ended: a new stream starts from the new position
         self._model = self._forward
         if quantization_aware:
@@ -320,6 +324,29 @@ class Distiller:
             prepare_qat(self.student, towers)
         self.qat_layers = len(fake_quantized_modules(self.student))
 
+    def _loss_read_due(self, stage: str, batch) -> bool:
+        """Whether the held losses are read off the device after `batch`: every `log_every` steps, and
+        before what reads the loss log (an epoch's end, the stage's end, a checkpoint)."""
+        state = self.state
+        return (
+            len(self._losses) >= self.config.log_every
+            or state.position + batch.consumed >= len(self.data)
+            or self._stage_done(stage)
+            or (bool(batch.total) and state.global_step % self.config.checkpoint_every == 0)
+        )
+
+    def _read_losses(self, stage: str, progress, task) -> None:
+        """Fill the held losses into the loss log (one host sync), add the training time since the last
+        read to the stage's seconds, and show the latest loss and the stage's samples/s."""
+        last = self._losses.flush()
+        now = time.perf_counter()
+        state = self.state
+        state.seconds[stage] += now - self._window_start
+        self._window_start = now
+        if last is not None:
+            rate = state.samples[stage] / max(state.seconds[stage], 1e-9)
+            progress.update(task, loss=f"{last['loss']:.4f}", rate=f"{rate:.1f}")
+
     def _after_batch(self, stage: str, batch, needs) -> bool:
         """Move the data position past `batch`, close the epoch or stage it ends, checkpoint; True at an end."""
         state = self.state
@@ -339,17 +366,14 @@ class Distiller:
             self._save_checkpoint()
         return stage_end or epoch_end
 
-    def _step(self, stage: str, batch, needs) -> tuple[float, dict[str, float], float]:
-        """One optimizer step on one batch: loss, backward (scaled in fp16), clipping, step, schedule."""
+    def _step(self, stage: str, batch, needs) -> tuple[torch.Tensor, dict[str, torch.Tensor], float]:
+        """One optimizer step on one batch: loss, backward (scaled in fp16), clipping, step, schedule.
+
+        The loss and its terms stay on the device (no host sync here); `_read_losses` reads them."""
         optimizer, scaler = self._optimizer, self._scaler
         lr = optimizer.param_groups[0]["lr"]
         optimizer.zero_grad(set_to_none=True)
-        loss, parts = self._batch_loss(stage, batch.samples, needs, batch.rank_sizes)
-        if not torch.isfinite(loss):
-            raise CompressError(
-                f"stage {stage}, global step {self.state.global_step + 1}: the loss is {loss.item()}"
-                " (lower the learning rate or check the data)"
-            )
+        loss, terms = self._batch_loss(stage, batch.samples, needs, batch.rank_sizes)
         scaler.scale(loss).backward()
         if self.config.grad_clip:
             scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
@@ -357,11 +381,11 @@ class Distiller:
         scaler.step(optimizer)
         scaler.update()
         self._scheduler.step()
-        return float(loss.detach()), parts, float(lr)
+        return loss.detach(), terms, float(lr)
 
     def _batch_loss(
         self, stage: str, samples, needs, rank_sizes: list[int] | None = None
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The stage's loss on one batch (gradients flow into the student, adapters and loss parameters).
 
         Under a process group `samples` is this rank's slice and `rank_sizes` every rank's count:
