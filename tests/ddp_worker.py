@@ -1,10 +1,12 @@
 """One rank of the data-parallel tests' training, started by torchrun.
 
-    python -m torch.distributed.run --nproc-per-node 2 tests/ddp_worker.py RUN_DIR OUT_DIR [--resume] [--crash-after N]
+    python -m torch.distributed.run --nproc-per-node 2 tests/ddp_worker.py RUN_DIR OUT_DIR \
+        [--resume] [--crash-after N | --stall-after N]
 
 Each rank writes its final trainable weights to OUT_DIR/rank<r>.safetensors and its report to
 OUT_DIR/rank<r>.json; the run folder itself is written by rank 0 only. `--crash-after N` makes
-every rank's data fail after N sample reads, like the job going down mid-run.
+every rank's data fail after N sample reads, like the job going down mid-run; `--stall-after N`
+makes it hang there instead, for a test to kill the whole job.
 """
 
 import argparse
@@ -18,7 +20,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from distill_helpers import ColourPairs, CrashAfter, ddp_distiller  # noqa: E402
+from distill_helpers import ColourPairs, CrashAfter, StallAfter, ddp_distiller  # noqa: E402
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
@@ -26,11 +28,16 @@ if __name__ == "__main__":
     parser.add_argument("out", type=Path)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--crash-after", type=int)
+    parser.add_argument("--stall-after", type=int)
     args = parser.parse_args()
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
     try:
-        data = CrashAfter(ColourPairs(24), args.crash_after) if args.crash_after else None
+        data = None
+        if args.crash_after:
+            data = CrashAfter(ColourPairs(24), args.crash_after)
+        elif args.stall_after:
+            data = StallAfter(ColourPairs(24), args.stall_after)
         distiller = ddp_distiller(args.run_dir, **({"data": data} if data is not None else {}))
         report = distiller.fit("both", resume=args.resume)
         rank = dist.get_rank()

@@ -187,6 +187,15 @@ class CrashAfter(torch.utils.data.Dataset):
         return self.base[index]
 
 
+class StallAfter(CrashAfter):
+    """Hangs once `reads` samples have been read, like a job stuck mid-epoch until it is killed."""
+
+    def __getitem__(self, index):
+        if self.left == 0:
+            time.sleep(3600)
+        return super().__getitem__(index)
+
+
 def make_student(seed: int = 0, **options) -> TinyStudent:
     torch.manual_seed(seed)
     return TinyStudent(**options)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,18 +74,17 @@ def two_gloo_ranks() -> list[str]:
     ]
 
 
-def torchrun(run_dir, out, *options) -> subprocess.CompletedProcess:
+def worker_command(run_dir, out, *options) -> list[str]:
     """tests/ddp_worker.py as two gloo CPU ranks under torchrun."""
     out.mkdir(exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [
-        *two_gloo_ranks(),
-        str(HERE / "ddp_worker.py"),
-        str(run_dir),
-        str(out),
-        *options,
-    ]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    return [*two_gloo_ranks(), str(HERE / "ddp_worker.py"), str(run_dir), str(out), *options]
+
+
+WORKER_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def torchrun(run_dir, out, *options) -> subprocess.CompletedProcess:
+    return subprocess.run(worker_command(run_dir, out, *options), env=WORKER_ENV, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +166,50 @@ def test_a_data_parallel_run_stopped_in_stage_2_resumes_under_torchrun_or_in_one
     )
     for key, value in reference_weights.items():
         torch.testing.assert_close(alone.trainable.state_dict()[key], value, **TOLERANCE, msg=key)
+
+
+@needs_gloo
+def test_a_data_parallel_job_killed_whole_in_stage_2_resumes_to_the_uninterrupted_end(tmp_path, single_process):
+    _, reference, reference_weights = single_process
+    run = tmp_path / "ddp"
+    # Rank 0 hangs at its 39th read (in step 14 of 20, inside stage 2, after step 12's checkpoint);
+    # then torchrun and both ranks get SIGKILL at once, as when a job's allocation ends.
+    job = subprocess.Popen(
+        worker_command(run, tmp_path / "killed", "--stall-after", "38"),
+        env=WORKER_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while ckpt.latest_checkpoint(run / "checkpoints") != run / "checkpoints" / ckpt.checkpoint_name(12):
+            assert job.poll() is None, "the job ended before it could be killed"
+            assert time.monotonic() < deadline, "no checkpoint of step 12 within 300 s"
+            time.sleep(0.2)
+        time.sleep(1.0)  # the ranks are now waiting on the hung read
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait(timeout=60)
+    assert job.returncode == -signal.SIGKILL
+    killed_at = ckpt.latest_checkpoint(run / "checkpoints")
+    assert killed_at.name == ckpt.checkpoint_name(12)
+    assert not (tmp_path / "killed" / "rank0.json").exists()
+
+    resumed = torchrun(run, tmp_path / "resumed", "--resume")
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    report = json.loads((tmp_path / "resumed" / "rank0.json").read_text())
+    assert report["resumed_from"] == [killed_at.name]
+    assert [e["global_step"] for e in report["loss_log"]] == list(range(1, DDP_STEPS_PER_RUN + 1))
+    assert [e["loss"] for e in report["loss_log"]] == pytest.approx(
+        [e["loss"] for e in reference["loss_log"]], rel=TOLERANCE["rtol"]
+    )
+    weights = load_file(str(tmp_path / "resumed" / "rank0.safetensors"))
+    for key, value in reference_weights.items():
+        torch.testing.assert_close(weights[key], value, **TOLERANCE, msg=key)
+    # One report and one set of checkpoints, rank 0's, with no leftover temporary folder.
+    assert json.loads((run / "report.json").read_text())["global_step"] == DDP_STEPS_PER_RUN
+    assert not list((run / "checkpoints").glob(".tmp-*"))
 
 
 @needs_gloo
