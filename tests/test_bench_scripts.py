@@ -18,6 +18,36 @@ SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py"))
 
 # The smallest settings of each script, and a file it must write (checked for content).
 SMOKE = {
+    "ablation": (
+        [
+            "--teacher",
+            '{"name": "demo", "steps": 1, "batch_size": 8}',
+            "--data",
+            '{"name": "demo", "location": "train", "size": 16}',
+            "--seeds",
+            "0",
+            "--steps-distill",
+            "1",
+            "--steps-align",
+            "1",
+            "--eval-count",
+            "4",
+            "--threads",
+            "1",
+            "--set",
+            "tokenizer.vocab_size=1000",
+            "--set",
+            "distill.batch_size=4",
+            "--set",
+            "val_data={name: demo, location: val, size: 4}",
+            "--set",
+            "student={family: bilingual, image: "
+            "{model: mobilevitv2_050, image_size: 64}, text: {layers: 1, hidden: 32, heads: 2, ffn: 64, max_length: 16}}",
+            "--out",
+            "{out}",
+        ],
+        "ablation.json",
+    ),
     "distiller_overhead": (
         [
             "--steps",

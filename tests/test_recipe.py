@@ -24,6 +24,11 @@ def check_report(report: dict, run_dir) -> None:
     for model in ("teacher", "student"):
         for lang in ("en", "zh"):
             assert 0.0 <= scores[model]["demo-color"][lang] <= 1.0
+    assert report["retention"].keys() == scores["student"].keys()
+    for task, by_lang in report["retention"].items():
+        for lang, kept in by_lang.items():
+            teacher = scores["teacher"][task][lang]
+            assert kept == (pytest.approx(scores["student"][task][lang] / teacher) if teacher else None)
     assert (run_dir / "student" / "student.json").is_file()
     assert (run_dir / "eval" / "eval.json").is_file()
     assert (run_dir / "loss_curves.png").is_file()

@@ -274,8 +274,14 @@ class RecipeRun:
             return dict(self.training or {})
         path = self.run_dir / REPORT_FILE
         report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        for stage, key in (("eval", "zero_shot_top1"), ("export", "bundle"), ("bundle_eval", "bundle_zero_shot_top1")):
-            if self.log.finished(stage):
+        for stage, key in (
+            ("eval", "zero_shot_top1"),
+            ("eval", "retention"),
+            ("export", "bundle"),
+            ("bundle_eval", "bundle_zero_shot_top1"),
+        ):
+            # (a run folder evaluated before retention was recorded lacks it)
+            if self.log.finished(stage) and key in self.log.outputs(stage):
                 report[key] = self.log.outputs(stage)[key]
         report["recipe_stages"] = self.log.to_dict()
         write_json_atomically(path, report)
@@ -368,7 +374,14 @@ class RecipeRun:
         languages = list(self.config["eval"]["languages"])
         results = evaluate_models({"teacher": self.teacher, "student": self.trained_student()}, self.eval_datasets(), languages)
         write_eval_report(results, self.run_dir / EVAL_DIR, console=self.console)
-        return {"folder": str(self.run_dir / EVAL_DIR), "zero_shot_top1": zero_shot_scores(results, languages)}
+        scores = zero_shot_scores(results, languages)
+        # retention[task][lang]: the student's top-1 as a fraction of the teacher's (None where the teacher scores 0)
+        teacher = scores["teacher"]
+        retention = {
+            task: {lang: top1 / teacher[task][lang] if teacher[task][lang] else None for lang, top1 in by_lang.items()}
+            for task, by_lang in scores["student"].items()
+        }
+        return {"folder": str(self.run_dir / EVAL_DIR), "zero_shot_top1": scores, "retention": retention}
 
     def stage_export(self) -> dict[str, Any]:
         """The bundle the apps load, measured against the trained student."""
