@@ -127,11 +127,13 @@ class SentencePieceTokenizer:
         return f"SentencePieceTokenizer(vocab_size={self.vocab_size}, source={self.source!r})"
 
 
-def _training_options(vocab_size: int, model_type: str) -> dict:
+def _training_options(vocab_size: int, model_type: str, character_coverage: float = 1.0) -> dict:
     return dict(
         vocab_size=vocab_size,
         model_type=model_type,
-        character_coverage=1.0,  # every character of the training captions gets its own piece
+        # 1.0: every character of the training captions gets its own piece; below it, the rarest
+        # characters (a large Chinese corpus holds more than a small vocabulary) go to byte fallback
+        character_coverage=character_coverage,
         byte_fallback=True,  # anything unseen (emoji, rare characters) still encodes, as bytes
         hard_vocab_limit=False,  # a small corpus gives a smaller vocabulary instead of failing
         pad_id=PAD_ID,
@@ -151,13 +153,18 @@ def train_tokenizer(
     out_path: str | Path,
     vocab_size: int = 8000,
     model_type: str = "unigram",
+    character_coverage: float = 1.0,
 ) -> SentencePieceTokenizer:
     """Train a tokenizer on captions held in memory and save it as `tokenizer.model`.
 
     `out_path` is the model file (ending in `.model`) or a folder to hold `tokenizer.model`.
     `vocab_size` is an upper bound: a corpus too small for it yields the largest vocabulary
-    it supports. The same captions and options always give the same file.
+    it supports. `character_coverage` below 1.0 leaves the rarest characters to byte fallback, for
+    a corpus with more distinct characters than `vocab_size` (SentencePiece refuses that at 1.0).
+    The same captions and options always give the same file.
     """
+    if not 0.0 < character_coverage <= 1.0:
+        raise CompressError(f"tokenizer character_coverage must be in (0, 1], got {character_coverage!r}")
     if model_type not in MODEL_TYPES:
         raise CompressError(f"unknown tokenizer model_type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}")
     texts = [text for text in captions if text and text.strip()]
@@ -169,7 +176,7 @@ def train_tokenizer(
     buffer = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(texts), model_writer=buffer, **_training_options(vocab_size, model_type)
+            sentence_iterator=iter(texts), model_writer=buffer, **_training_options(vocab_size, model_type, character_coverage)
         )
     except RuntimeError as exc:
         raise CompressError(f"tokenizer training failed for {out_path}: {exc}") from None

@@ -87,7 +87,7 @@ def test_a_stage_subset_reuses_the_run_folder_and_reruns_only_those_stages(tmp_p
 
     assert run_cli(tmp_path, config, "--stages", "eval,deploy") == 2
     assert (
-        "--stages: unknown stage(s) deploy; stages: tokenizer, cache, distill, align, eval, export, bundle_eval"
+        "--stages: unknown stage(s) deploy; stages: search, tokenizer, cache, distill, align, eval, export, bundle_eval"
         in capsys.readouterr().err
     )
 

@@ -1,6 +1,8 @@
-"""Recipes: readable end-to-end scripts, each with a YAML config that users copy and edit.
+"""Recipes: readable end-to-end scripts, each with YAML presets that users copy and edit.
 
-`python -m compress recipe dc_clip` runs `compress/recipes/dc_clip.py` with `configs/dc_clip.yaml`.
+`python -m compress recipe dc_clip` runs `compress/recipes/dc_clip.py` with its default preset,
+`configs/dc_clip.yaml` (demo); `--preset paper` picks `configs/dc_clip_paper.yaml`. Each preset
+file names itself in its `preset` key, which the run folder records.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from compress.errors import CompressError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 RECIPES = {"dc_clip": "compress.recipes.dc_clip"}
+# Each recipe's presets (name -> file in CONFIG_DIR); the first is the default.
+PRESETS = {"dc_clip": {"demo": "dc_clip.yaml", "paper": "dc_clip_paper.yaml"}}
+PRESET_KEY = "preset"  # the config key naming the preset a config is (or was copied from)
 
 
 class RecipeConfig(dict):
@@ -31,11 +36,46 @@ def config_source(config: dict[str, Any], recipe: str) -> str:
     return f"{recipe} config ({source})" if source is not None else f"{recipe} config"
 
 
-def load_config(recipe: str, path: str | Path | None = None) -> RecipeConfig:
-    """The recipe's default config, or a user's YAML file that replaces it."""
+def preset_names(recipe: str) -> list[str]:
+    """The recipe's presets, the default first."""
+    _check_recipe(recipe)
+    return list(PRESETS.get(recipe, {}))
+
+
+def preset_path(recipe: str, preset: str | None = None) -> Path:
+    """The file of a preset (None: the default one); an unknown name is an error listing the known ones."""
+    names = preset_names(recipe)
+    preset = names[0] if preset is None else preset
+    if preset not in names:
+        raise CompressError(f"unknown preset {preset!r} for recipe {recipe}; presets: {', '.join(names)}")
+    return CONFIG_DIR / PRESETS[recipe][preset]
+
+
+def load_config(recipe: str, path: str | Path | None = None, preset: str | None = None) -> RecipeConfig:
+    """A preset of the recipe (the default one unless `preset` names another), or a user's YAML file.
+
+    A user's file replaces the presets whole, so `path` and `preset` together are refused.
+    """
+    _check_recipe(recipe)
+    if path is not None and preset is not None:
+        raise CompressError(
+            f"--config {path} and --preset {preset} both given: a config file replaces the presets whole. "
+            f"Copy {preset_path(recipe, preset)} and edit it, or give the preset with --set overrides"
+        )
+    config = _read_yaml(Path(path) if path is not None else preset_path(recipe, preset))
+    if path is None:
+        name = preset or preset_names(recipe)[0]
+        if config.get(PRESET_KEY) != name:
+            raise CompressError(f"{config.source}: the {name} preset's file says {PRESET_KEY}: {config.get(PRESET_KEY)!r}")
+    return config
+
+
+def _check_recipe(recipe: str) -> None:
     if recipe not in RECIPES:
         raise CompressError(f"unknown recipe {recipe!r}; available: {', '.join(sorted(RECIPES))}")
-    path = Path(path) if path is not None else CONFIG_DIR / f"{recipe}.yaml"
+
+
+def _read_yaml(path: Path) -> RecipeConfig:
     if not path.is_file():
         raise CompressError(f"{path}: no such config file")
     try:

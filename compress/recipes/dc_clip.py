@@ -4,9 +4,12 @@
     python -m compress recipe dc_clip --teacher altclip:/models/AltCLIP --data pairs.jsonl
     python -m compress recipe dc_clip --resume              # skip finished stages, continue the interrupted one
     python -m compress recipe dc_clip --stages eval,export  # a subset, reusing the run folder's earlier results
+    python -m compress recipe dc_clip --preset paper --teacher altclip:/models/AltCLIP --data "shards/{000..099}.tar"
 
 The stages, in order, each recorded in the run folder's stages.json:
 
+- search (with a `search:` section, as in the paper preset): `compress search` under the section's
+  phone budgets; the student is built from the chosen_student.yaml it writes.
 - tokenizer: the student's SentencePiece tokenizer, trained on the training captions (en + zh).
 - cache (with a `cache:` section): the teacher's embeddings computed once, or reused.
 - distill: stage 1, each student tower regresses the teacher's embeddings (feature distillation).
@@ -39,8 +42,9 @@ from compress.eval.datasets import demo_task_set
 from compress.eval.report import write_eval_report
 from compress.eval.runner import evaluate_models
 from compress.files import write_json_atomically
-from compress.recipes import config_source
+from compress.recipes import PRESET_KEY, RecipeConfig, config_source
 from compress.recipes.schema import Section, check_keys, read_section
+from compress.recipes.search_stage import chosen_student, read_search_section, run_search_stage
 from compress.recipes.stages import RUNNING, StageLog, config_differences, select_stages
 from students.tokenizer import FILENAME as TOKENIZER_FILE
 from students.tokenizer import train_tokenizer
@@ -55,21 +59,37 @@ CACHE_DIR = "teacher_cache"  # the cache's folder when the `cache:` section name
 # their defaults; the bundle's defaults are the export settings', so every export key is stated.
 CONFIG = Section(
     required=("name", "runs_dir", "teacher", "data", "tokenizer", "eval"),
-    optional=("val_data", "student", "distill", "cache", "export"),
+    optional=(PRESET_KEY, "val_data", "student", "distill", "cache", "export", "search"),
 )
-TOKENIZER = Section(required=("vocab_size", "model_type"))
+TOKENIZER = Section(required=("vocab_size", "model_type"), optional=("character_coverage",))
 EVAL = Section(required=("languages", "demo_tasks", "demo_count", "datasets"), optional=("demo_image_size",))
-CACHE = Section(required=("augmentation", "views", "batch_size", "shard_size"), optional=("folder",))
+CACHE = Section(required=("augmentation", "views", "batch_size", "shard_size"), optional=("folder", "num_workers"))
 EXPORT = Section(required=("targets", "quantize", "labels", "calibration_count", "parity_count", "zero_shot_count"))
+SEARCH = Section(
+    required=("budgets", "image_space", "text_space", "latency_lut", "lut_unknown", "proxy", "rank_by", "pick")
+    + ("warmup", "repeats")
+)
 
 
 def read_config(config: Any) -> dict[str, Any]:
     """The recipe's config, checked strictly: an unknown or missing key is an error naming it (and the file)."""
-    where = config_source(config, "dc_clip")
-    config = read_section(config, CONFIG, where)
+    where, source = config_source(config, "dc_clip"), getattr(config, "source", None)
+    config = RecipeConfig(read_section(config, CONFIG, where), source=source)  # errors keep naming the file
     config["tokenizer"] = read_section(config["tokenizer"], TOKENIZER, f"{where}: tokenizer")
     config["eval"] = read_section(config["eval"], EVAL, f"{where}: eval")
     config["distill"] = check_keys(config.get("distill") or {}, DistillConfig.keys(), f"{where}: distill")
+    if not config["data"]:
+        raise CompressError(
+            f"{where}: data is not set; give the training pairs with --data (a .jsonl manifest, or tar shards "
+            'such as "shards/{000..099}.tar")'
+        )
+    if config.get("search"):
+        if config.get("student"):
+            raise CompressError(
+                f"{where}: student and search are both set; the search chooses the student (put tower options "
+                "in the search spaces' `fixed:`), so set one of them to null"
+            )
+        config["search"] = read_search_section(read_section(config["search"], SEARCH, f"{where}: search"), f"{where}: search")
     if config.get("cache"):
         config["cache"] = read_section(config["cache"], CACHE, f"{where}: cache")
     if config.get("export"):
@@ -96,7 +116,7 @@ def student_section(config: dict[str, Any]) -> dict[str, Any]:
     return section
 
 
-STAGES = ("tokenizer", "cache", "distill", "align", "eval", "export", "bundle_eval")
+STAGES = ("search", "tokenizer", "cache", "distill", "align", "eval", "export", "bundle_eval")
 TRAINING_STAGES = ("cache", "distill", "align")  # the stages every rank of a torchrun job runs
 STAGE1_CHECKPOINT = "stage1_checkpoint"  # the checkpoint stage 1 ended at, kept so stage 2 can be rerun
 BUNDLE_EVAL_DIR = "eval_bundle"
@@ -112,6 +132,8 @@ def run(config: dict[str, Any], resume: bool = False, stages: str | list[str] | 
     """
     config = read_config(config)
     selected = select_stages(stages, STAGES)
+    if {"eval", "bundle_eval"} & set(selected):
+        check_eval_datasets(config)  # before hours of training, not after
     world, created = join_from_env(str(config["distill"].get("device", "auto")))
     try:
         return _run_stages(config, selected, resume, stages is not None, world)
@@ -127,6 +149,11 @@ def _run_stages(config: dict[str, Any], selected: tuple[str, ...], resume: bool,
     log = StageLog(run_dir, writes=world.writes)
     if resume or subset:
         check_same_config(run_dir / RECIPE_FILE, config)
+    if world.distributed and config.get("search") and "search" in selected and not log.finished("search"):
+        raise CompressError(
+            f"{run_dir}: the search stage runs in one process (it lowers and times every candidate on this machine); "
+            "run it first with the same arguments and --stages search, then start this job again with --resume"
+        )
     world.barrier()  # every rank has read the records before rank 0 rewrites them
     if world.writes:
         if not (resume or subset):
@@ -143,12 +170,26 @@ def _run_stages(config: dict[str, Any], selected: tuple[str, ...], resume: bool,
             continue
         if stage in TRAINING_STAGES or world.writes:
             log.run(stage, getattr(run, f"stage_{stage}"))
-        if stage == "tokenizer":
-            world.barrier()  # the other ranks build the student with it
+        if stage in ("search", "tokenizer"):
+            world.barrier()  # the other ranks build the student with them
         run.update_report()
     report = run.update_report()
     console.print(f"report: {run_dir / REPORT_FILE}")
     return report
+
+
+def check_eval_datasets(config: dict[str, Any]) -> None:
+    """Open every ELEVATER folder in `eval.datasets`, so a wrong path fails at once, naming the setting."""
+    from compress.eval.datasets import open_classification
+
+    for path in config["eval"]["datasets"]:
+        try:
+            open_classification(path)
+        except CompressError as exc:
+            raise CompressError(
+                f"{config_source(config, 'dc_clip')}: eval.datasets: {exc} (list the ELEVATER folders you have, "
+                "e.g. --set 'eval.datasets=[/data/elevater/cifar-10]', or [] for none)"
+            ) from None
 
 
 def check_same_config(recorded: Path, config: dict[str, Any]) -> None:
@@ -159,6 +200,15 @@ def check_same_config(recorded: Path, config: dict[str, Any]) -> None:
         saved = json.loads(recorded.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise CompressError(f"{recorded}: unreadable ({exc})") from None
+    was, now = saved.get(PRESET_KEY), config.get(PRESET_KEY)
+    if was != now:
+        raise CompressError(
+            f"{recorded.parent}: this run was started with "
+            + (f"the {was} preset (--preset {was})" if was else "a config of its own")
+            + " but is now continued with "
+            + (f"the {now} preset" if now else "another config")
+            + "; continue it with what it was started with, or start a new run (--name)"
+        )
     changed = config_differences(saved, config)
     if changed:
         raise CompressError(
@@ -200,7 +250,9 @@ class RecipeRun:
         self.training: dict[str, Any] | None = None  # the last fit's report, when this process trained
 
     def applies(self, stage: str) -> bool:
-        """Whether the config asks for `stage` at all (the cache and the bundle are optional)."""
+        """Whether the config asks for `stage` at all (the search, the cache and the bundle are optional)."""
+        if stage == "search":
+            return bool(self.config.get("search"))
         if stage == "cache":
             return bool(self.config.get("cache"))
         if stage == "export":
@@ -224,7 +276,8 @@ class RecipeRun:
                     f"{self.run_dir}: no student tokenizer ({TOKENIZER_FILE}); run the tokenizer stage "
                     "first (--stages tokenizer,...)"
                 )
-            student_config = {**student_section(self.config), "tokenizer": str(self.tokenizer_path)}
+            chosen = chosen_student(self.run_dir) if self.config.get("search") else student_section(self.config)
+            student_config = {**chosen, "tokenizer": str(self.tokenizer_path)}
             # Unless told otherwise the student embeds into the teacher's space: stage 1 then needs no
             # adapters, so the two student towers it trains land in one shared space.
             student_config.setdefault("embed_dim", int(self.teacher.embed_dim))
@@ -283,11 +336,26 @@ class RecipeRun:
             # (a run folder evaluated before retention was recorded lacks it)
             if self.log.finished(stage) and key in self.log.outputs(stage):
                 report[key] = self.log.outputs(stage)[key]
+        if self.log.finished("search"):
+            report["search"] = self.log.outputs("search")
+        report[PRESET_KEY] = self.config.get(PRESET_KEY)
         report["recipe_stages"] = self.log.to_dict()
         write_json_atomically(path, report)
         return report
 
     # ------------------------------------------------------------------ the stages
+
+    def stage_search(self) -> dict[str, Any]:
+        """The student's towers, chosen by the architecture search under the section's budgets."""
+        return run_search_stage(
+            self.config["search"],
+            self.teacher,
+            int(self.config["tokenizer"]["vocab_size"]),
+            str(self.config["distill"].get("device", "auto")),
+            self.run_dir,
+            self.console,
+            f"{config_source(self.config, 'dc_clip')}: search",
+        )
 
     def stage_tokenizer(self) -> dict[str, Any]:
         """The student owns its tokenizer, trained on the training captions of both languages."""
@@ -297,6 +365,7 @@ class RecipeRun:
             self.tokenizer_path,
             vocab_size=tok["vocab_size"],
             model_type=tok["model_type"],
+            character_coverage=tok.get("character_coverage", 1.0),
         )
         return {"tokenizer": str(self.tokenizer_path)}
 
@@ -313,6 +382,8 @@ class RecipeRun:
             shard_size=section["shard_size"],
             augmentation=section["augmentation"],
             views=section["views"],
+            # data-loading processes: the section's, else the training stages'
+            num_workers=section.get("num_workers", self.config["distill"].get("num_workers", 0)),
             console=self.console,
         )
         return {
@@ -421,12 +492,15 @@ def export_run_bundle(
     """Write `run_dir/bundle` (int8 calibrated on training samples, parity on held-out ones); its summary."""
     from compress.bundle import export_bundle
 
-    calibration = (
-        spread_samples(data, options["calibration_count"], "training data (calibration)")
-        if options["quantize"] == "int8"
-        else None
-    )
-    parity = spread_samples(val_data, options["parity_count"], "validation data (parity)") if val_data else None
+    calibration_count = options["calibration_count"] if options["quantize"] == "int8" else 0
+    if val_data:
+        calibration = spread_samples(data, calibration_count, "training data (calibration)") if calibration_count else None
+        parity = spread_samples(val_data, options["parity_count"], "validation data (parity)")
+    else:
+        # No held-out pairs: parity on training pairs from the end of the data, calibration on the others.
+        pool = spread_samples(data, calibration_count + options["parity_count"], "training data (calibration and parity)")
+        parity = pool[-options["parity_count"] :]
+        calibration = (pool[: -options["parity_count"]] or pool) if calibration_count else None
     bundle = export_bundle(
         student,
         run_dir / BUNDLE_DIR,
@@ -442,4 +516,9 @@ def export_run_bundle(
         overwrite=True,
         console=console,
     )
-    return {"folder": str(bundle.folder), "passed": bundle.passed, "checks": bundle.data["checks"]}
+    return {
+        "folder": str(bundle.folder),
+        "passed": bundle.passed,
+        "checks": bundle.data["checks"],
+        "parity_data": "validation data" if val_data else "training pairs that calibration does not use",
+    }
