@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from data_fixtures import caption_json, noise_jpeg, write_shard
 from PIL import Image
+from tiny_models import CAPTIONS, TINY_EMBED_DIM, save_tiny_altclip
 
 from compress.cli import main
 from compress.errors import CompressError
-from tests.data_fixtures import caption_json, noise_jpeg, write_shard
-from tests.tiny_models import CAPTIONS, TINY_EMBED_DIM, save_tiny_altclip
 
 SHARDS, PAIRS_PER_SHARD = 3, 6
 CLASSES = {"en": ["cat", "dog"], "zh": ["猫", "狗"]}
