@@ -260,3 +260,24 @@ def test_a_torchrun_job_leaves_the_search_to_one_process(world, isolated, tmp_pa
     err = " ".join(capsys.readouterr().err.split())
     assert "the search stage runs in one process" in err and "--stages search" in err
     assert not (tmp_path / "dc_clip_paper" / "search").exists()
+
+
+def test_the_paper_tokenizer_trains_on_more_distinct_characters_than_its_vocabulary(tmp_path):
+    """A large Chinese corpus holds more distinct characters than the vocabulary has pieces: at the
+    preset's character coverage the rarest go to byte fallback instead of failing the stage."""
+    from compress.recipes import load_config
+    from students.tokenizer import UNK_ID, train_tokenizer
+
+    common = [chr(0x4E00 + i) for i in range(100)]
+    rare = [chr(0x6000 + i) for i in range(40)]  # each seen once: 40 of the 100,040 characters of the text
+    captions = ["".join(common[(i + j) % 100] for j in range(20)) for i in range(5000)] + rare
+    coverage = load_config("dc_clip", preset="paper")["tokenizer"]["character_coverage"]
+    # Every character, the 256 byte pieces and 4 special ones make 400 pieces a vocabulary of 380 cannot hold.
+    with pytest.raises(CompressError, match="Vocabulary size is smaller than required_chars"):
+        train_tokenizer(captions, tmp_path / "full", vocab_size=380)
+    tokenizer = train_tokenizer(captions, tmp_path / "paper", vocab_size=380, character_coverage=coverage)
+    assert tokenizer.vocab_size <= 380
+    pieces = tokenizer.pieces(rare[0])
+    assert pieces and UNK_ID not in pieces and tokenizer.decode(pieces) == rare[0]
+    with pytest.raises(CompressError, match="character_coverage must be in"):
+        train_tokenizer(captions, tmp_path / "bad", vocab_size=400, character_coverage=0.0)
