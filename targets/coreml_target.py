@@ -25,7 +25,6 @@ saved package's spec without loading it, for checks on any platform.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import shutil
@@ -39,6 +38,7 @@ import torch
 
 from compress.errors import CompressError
 from compress.protocols import TowerExport
+from compress.quiet import native_stderr, redirect_stderr
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ BUNDLE_VARIANTS = {
 
 
 def _coremltools():
-    with contextlib.redirect_stderr(io.StringIO()):  # it reports missing macOS-only libraries on import
+    with redirect_stderr(io.StringIO()):  # it reports missing macOS-only libraries on import
         import coremltools as ct
     return ct
 
@@ -117,7 +117,7 @@ class CoreMLTarget:
             program = drop_alias_nodes(torch.export.export(module, (example,)).run_decompositions({}))
         buffer = io.StringIO()
         try:
-            with contextlib.redirect_stderr(buffer):  # coremltools' own progress bars
+            with redirect_stderr(buffer), native_stderr():  # coremltools' own progress bars
                 return ct.convert(
                     program,
                     inputs=inputs,
@@ -138,7 +138,7 @@ class CoreMLTarget:
             return model
         ct = _coremltools()
         cto = ct.optimize.coreml
-        with contextlib.redirect_stderr(io.StringIO()):
+        with redirect_stderr(io.StringIO()):
             if mode == "int8":
                 config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8"))
                 return cto.linear_quantize_weights(model, config)

@@ -29,6 +29,7 @@ import torch
 
 from compress.errors import CompressError
 from compress.protocols import TowerExport
+from compress.quiet import native_stderr
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ class ExecuTorchTarget:
         if quantize not in PRECISIONS:
             raise CompressError(f"unknown quantization {quantize!r} for ExecuTorch; choose none, static or dynamic")
         module = module.eval()
-        with torch.no_grad():
+        with torch.no_grad(), native_stderr():
             if PRECISIONS[quantize] != "fp32":
                 from compress.quant import quantize_for_xnnpack
 
@@ -266,8 +267,9 @@ class PteModule:
         if not self.path.is_file():
             raise CompressError(f"{self.path}: no such .pte file")
         try:
-            program = Runtime.get().load_program(self.path)
-            self._method = program.load_method(method)
+            with native_stderr():  # the runtime's first load probes the CPU and logs what it cannot read
+                program = Runtime.get().load_program(self.path)
+                self._method = program.load_method(method)
         except Exception as exc:  # the runtime raises RuntimeError/ValueError subclasses of its own
             raise CompressError(f"{self.path}: cannot load ExecuTorch method {method!r} ({exc})") from None
         if self._method is None:

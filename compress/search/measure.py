@@ -26,6 +26,7 @@ import torch
 
 from compress.errors import CompressError
 from compress.paths import cache_dir
+from compress.quiet import native_stderr
 from compress.search.settings import DEFAULT_REPEATS, DEFAULT_WARMUP
 from compress.search.signatures import export_program, op_signatures
 from compress.search.space import Candidate
@@ -108,7 +109,8 @@ def time_pte(
     if repeats < 1 or warmup < 0:
         raise CompressError(f"latency needs repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
     try:
-        method = Runtime.get().load_program(Path(path)).load_method("forward")
+        with native_stderr():  # the runtime's first load probes the CPU and logs what it cannot read
+            method = Runtime.get().load_program(Path(path)).load_method("forward")
     except Exception as exc:  # the runtime raises its own RuntimeError/ValueError kinds
         raise CompressError(f"{path}: the ExecuTorch runtime cannot load it ({exc})") from None
     inputs = [example.contiguous()]
