@@ -3,6 +3,8 @@
 The backbone is `timm.create_model(name, pretrained=False, num_classes=0)`, so it pools to one
 feature vector; a bias-free Linear maps that to the shared embedding size. Weights start random
 or come from a local timm checkpoint (safetensors, or a torch file read with weights_only=True).
+The backbone's norms and attention blocks export in a form XNNPACK runs whole
+(`students.export_blocks`); training and eager inference run timm's own forwards.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from timm.models import load_state_dict
 from torch import nn
 
 from compress.errors import CompressError
+from students.export_blocks import make_exportable
 
 MOBILEVIT_MODELS = (
     "mobilevit_xxs",
@@ -59,7 +62,7 @@ class MobileViTImageTower(nn.Module):
         if embed_dim < 1:
             raise CompressError(f"image embed_dim must be positive, got {embed_dim}")
         self.model_name, self.image_size = model, image_size
-        self.backbone = timm.create_model(model, pretrained=False, num_classes=0, drop_path_rate=drop_path_rate)
+        self.backbone = make_exportable(timm.create_model(model, pretrained=False, num_classes=0, drop_path_rate=drop_path_rate))
         if checkpoint is not None:
             load_backbone_checkpoint(self.backbone, Path(checkpoint))
         self.projection = nn.Linear(self.backbone.num_features, embed_dim, bias=False)

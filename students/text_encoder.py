@@ -3,7 +3,9 @@
 Built only from nn.Embedding, nn.Linear, nn.LayerNorm, GELU and matmul-softmax attention so that
 `torch.export` at a static shape lowers cleanly to ExecuTorch XNNPACK and Core ML (Hugging Face's
 BertModel does not convert). The padding mask is arithmetic on `ids == pad_id`: no
-data-dependent control flow anywhere in `forward`.
+data-dependent control flow anywhere in `forward`. The layer norms export as ops XNNPACK takes
+(`students.export_blocks`), and reshapes and `bmm` stand in for `unsqueeze` and `sum`, so the
+only operators left to the portable kernels are the embedding lookup and the mask's comparison.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import torch
 from torch import nn
 
 from compress.errors import CompressError
+from students.export_blocks import ExportableLayerNorm
 
 POOLINGS = ("mean", "cls")
 NORMS = ("pre", "post")
@@ -60,9 +63,9 @@ class EncoderLayer(nn.Module):
         super().__init__()
         self.norm = norm
         self.attention = SelfAttention(hidden, heads, dropout)
-        self.attention_norm = nn.LayerNorm(hidden)
+        self.attention_norm = ExportableLayerNorm(hidden)
         self.feed_forward = nn.Sequential(nn.Linear(hidden, ffn), nn.GELU(), nn.Linear(ffn, hidden))
-        self.feed_forward_norm = nn.LayerNorm(hidden)
+        self.feed_forward_norm = ExportableLayerNorm(hidden)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, key_bias: torch.Tensor) -> torch.Tensor:
@@ -105,10 +108,10 @@ class TextEncoder(nn.Module):
         self.max_length, self.pooling, self.pad_id = max_length, pooling, pad_id
         self.token_embedding = nn.Embedding(vocab_size, hidden, padding_idx=pad_id)
         self.position_embedding = nn.Parameter(torch.zeros(max_length, hidden))
-        self.embedding_norm = nn.LayerNorm(hidden)
+        self.embedding_norm = ExportableLayerNorm(hidden)
         self.embedding_dropout = nn.Dropout(dropout)
         self.layers = nn.ModuleList(EncoderLayer(hidden, heads, ffn, dropout, norm) for _ in range(layers))
-        self.final_norm = nn.LayerNorm(hidden) if norm == "pre" else nn.Identity()
+        self.final_norm = ExportableLayerNorm(hidden) if norm == "pre" else nn.Identity()
         self.projection = nn.Linear(hidden, embed_dim, bias=False)
         self._init_weights()
 
@@ -124,12 +127,12 @@ class TextEncoder(nn.Module):
             self.token_embedding.weight[self.pad_id].zero_()
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        length = ids.shape[1]
+        batch, length = ids.shape
         if length > self.max_length:
             raise CompressError(f"text tower takes at most {self.max_length} tokens, got {length}")
         keep = (ids != self.pad_id).to(self.position_embedding.dtype)  # [N, L], 1 for real tokens
         # Padded keys get the most negative value so softmax gives them no weight; bos is never padding.
-        key_bias = ((1.0 - keep) * torch.finfo(keep.dtype).min)[:, None, None, :]
+        key_bias = ((1.0 - keep) * torch.finfo(keep.dtype).min).reshape(batch, 1, 1, length)
         x = self.token_embedding(ids) + self.position_embedding[:length]
         x = self.embedding_dropout(self.embedding_norm(x))
         for layer in self.layers:
@@ -138,5 +141,6 @@ class TextEncoder(nn.Module):
         if self.pooling == "cls":
             pooled = x[:, 0]
         else:
-            pooled = (x * keep[:, :, None]).sum(dim=1) / keep.sum(dim=1, keepdim=True).clamp(min=1.0)
+            weights = keep / keep.sum(dim=1, keepdim=True).clamp(min=1.0)  # the mean over real tokens, as one bmm
+            pooled = torch.bmm(weights.reshape(batch, 1, length), x).reshape(batch, -1)
         return self.projection(pooled)
