@@ -19,6 +19,10 @@ two-stage variants continue from its final checkpoint. Checkpoints every `--eval
 `--eval-every-align` steps are evaluated (zero-shot top-1 on the demo tasks, both languages) to
 plot accuracy against training steps; each fit's checkpoints are deleted once evaluated.
 
+Each finished seed is written to `--out`/seeds/seed<N>.json; a later run with the same settings
+and `--out` reuses it, so a stopped run continues with the seeds it had not finished, and runs of
+single seeds (e.g. in parallel) are gathered by one run that names them all (`--seeds 0,1,2`).
+
 Writes `ablation.json` (every score of every seed and checkpoint, the means and spreads) and
 `ablation.png` (zero-shot top-1 against steps for both stages) into `--out`, and prints the table:
 per variant and language, the mean over seeds and the spread (population standard deviation,
@@ -46,6 +50,7 @@ from compress.distill import DistillConfig
 from compress.distill import checkpoint as ckpt
 from compress.distill.report import CHECKPOINT_DIR
 from compress.eval.zeroshot import class_embeddings, image_embeddings, top_k_accuracy
+from compress.files import write_json_atomically
 from compress.recipes import apply_overrides, load_config
 from compress.recipes.dc_clip import read_config, student_section
 from compress.specs import parse_text
@@ -209,6 +214,44 @@ class Ablation:
         return {variant: results[variant] for variant in variants}
 
 
+def run_settings(config: dict, args) -> dict:
+    """What a seed's results depend on besides the seed (a seed file with other settings is not reused)."""
+    return json.loads(
+        json.dumps(
+            {
+                "config": config,
+                "eval_count": args.eval_count,
+                "eval_every_distill": args.eval_every_distill,
+                "eval_every_align": args.eval_every_align,
+                "threads": torch.get_num_threads(),
+            },
+            sort_keys=True,
+            default=str,
+        )
+    )
+
+
+def seed_file(out: Path, seed: int) -> Path:
+    return out / "seeds" / f"seed{seed}.json"
+
+
+def finished_seed(out: Path, seed: int, settings: dict, variants: list[str]) -> dict | None:
+    """The results of `seed` written by an earlier run with the same settings and every requested variant, if any.
+
+    So a stopped ablation continues with the seeds it had not finished, and several runs with
+    different --seeds and the same --out can be gathered by one run naming them all."""
+    path = seed_file(out, seed)
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if saved.get("settings") != settings or not set(variants) <= set(saved.get("variants", ())):
+        return None
+    return {variant: saved["results"][variant] for variant in variants}
+
+
 def spread(values: list[float]) -> dict[str, float]:
     return {
         "mean": statistics.fmean(values),
@@ -336,10 +379,16 @@ def main(argv: list[str] | None = None) -> int:
     ablation = Ablation(config, args, console)
     tasks, languages = list(config["eval"]["demo_tasks"]), list(config["eval"]["languages"])
     teacher = ablation.scorer(ablation.teacher)
+    settings = run_settings(config, args)
     per_seed = {}
     for seed in args.seeds:
         console.rule(f"seed {seed}")
+        per_seed[seed] = finished_seed(out, seed, settings, args.variants)
+        if per_seed[seed] is not None:
+            console.print(f"seed {seed}: results of an earlier run with the same settings, {seed_file(out, seed)}")
+            continue
         per_seed[seed] = ablation.run_seed(seed, args.variants)
+        write_json_atomically(seed_file(out, seed), {"settings": settings, "variants": args.variants, "results": per_seed[seed]})
     summary, effects = summarise(per_seed, teacher, args.variants, tasks, languages)
     console.print(results_table(summary, teacher, tasks, languages, args.seeds))
     for name, by_lang in effects.items():

@@ -84,3 +84,20 @@ def test_bad_options_are_refused_before_any_training(tmp_path, options, capsys):
         ablation.main([*options, "--out", str(tmp_path / "out")])
     assert raised.value.code != 0
     assert not (tmp_path / "out" / "ablation.json").exists()
+
+
+def test_finished_seeds_are_reused_by_a_run_with_the_same_settings_only(tmp_path, monkeypatch):
+    first = run(tmp_path, "--seeds", "0", "--variants", "distill,both")
+    assert (tmp_path / "out" / "seeds" / "seed0.json").is_file()
+    trained = []
+    original = ablation.Ablation.run_seed
+    monkeypatch.setattr(
+        ablation.Ablation, "run_seed", lambda self, seed, variants: trained.append(seed) or original(self, seed, variants)
+    )
+    # Seed 0 comes from its file (a subset of its variants too); seed 1 is trained.
+    gathered = run(tmp_path, "--seeds", "0,1", "--variants", "both")
+    assert trained == [1]
+    assert gathered["per_seed"]["0"]["both"] == first["per_seed"]["0"]["both"]
+    # Other settings (here the evaluation's image count) train again.
+    run(tmp_path, "--seeds", "0", "--variants", "both", "--eval-count", "4")
+    assert trained == [1, 0]
