@@ -5,7 +5,7 @@
     with quiet.native_stderr():     # around ExecuTorch lowering and loading, Core ML conversion
         ...
 
-Three kinds of third-party output reach a console, and each is handled where it starts:
+Four kinds of third-party output reach a console, and each is handled where it starts:
 
 - Python warnings (`warnings.warn`): the known-benign ones in `PYTHON_WARNINGS` are ignored by
   category, module and message; any other warning still shows.
@@ -15,6 +15,8 @@ Three kinds of third-party output reach a console, and each is handled where it 
   descriptor 2, and ExecuTorch's runtime, whose C++ log (a cpuinfo probe when it first loads an
   XNNPACK program) is written to `sys.stderr`. `native_stderr()`, around those calls, sends both to
   a temporary file and drops it, or writes it back when the block raises.
+- Progress bars of Hugging Face libraries (transformers' "Loading weights"): turned off with their
+  own switch (HF_HUB_DISABLE_PROGRESS_BARS), as compress draws its own progress.
 
 Nothing here runs on `import compress`: a library does not change its user's warning filters on
 import. `install()` is called by the command line, or by a library user who wants the same.
