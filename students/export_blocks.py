@@ -5,7 +5,8 @@ ExecuTorch 1.5's XNNPACK partitioner takes no layer or group norm, no `sum`, `sp
 `logical_not`, `where`, `full_like`) plus broadcast copies; all of those run on the portable
 kernels and cut the delegated graph into pieces. The classes here subclass the torch and timm
 modules they stand in for (same parameters, same state_dict keys) and switch to an export form
-only while `torch.export` traces them, so training and eager inference keep the fused kernels:
+only while `torch.export` traces them for XNNPACK, so training and eager inference keep the fused
+kernels, and other targets (Core ML, whose own layer norm is safer in fp16) get the native graph:
 
 - layer / group norm: statistics with `mean` over the two innermost dims of a 4-D view (XNNPACK's
   global average pooling), `sub`, `pow`, `sqrt`, `div`;
@@ -14,7 +15,9 @@ only while `torch.export` traces them, so training and eager inference keep the 
   broadcasting instead of `expand`.
 
     tower = make_exportable(timm.create_model("mobilevit_xxs", num_classes=0))
-    with native_export_blocks():     # export the modules' own (partly portable) graph, for comparison
+    with export_forms("xnnpack"):  # targets.executorch_target enters this (the classes' hook) around its export
+        torch.export.export(tower, (pixels,))
+    with export_forms("xnnpack"), native_export_blocks():  # the native graph anyway, for comparison
         torch.export.export(tower, (pixels,))
 """
 
@@ -31,7 +34,21 @@ from timm.layers.attention import Attention
 from timm.models.mobilevit import LinearSelfAttention
 from torch import nn
 
+BACKENDS = ("xnnpack",)  # the backends these export forms are made for
+_active = 0  # open export_forms("xnnpack") blocks
 _native_export = False
+
+
+@contextmanager
+def export_forms(backend: str) -> Iterator[None]:
+    """While open, `torch.export` traces the blocks in the export form made for `backend`, if there is one."""
+    global _active
+    wanted = backend in BACKENDS
+    _active += wanted
+    try:
+        yield
+    finally:
+        _active -= wanted
 
 
 @contextmanager
@@ -46,7 +63,7 @@ def native_export_blocks() -> Iterator[None]:
 
 
 def exporting_export_form() -> bool:
-    return torch.compiler.is_exporting() and not _native_export
+    return _active > 0 and not _native_export and torch.compiler.is_exporting()
 
 
 def _normalise(x4: torch.Tensor, eps: float) -> torch.Tensor:
@@ -89,6 +106,8 @@ def group_norm_one_group(x: torch.Tensor, weight: torch.Tensor | None, bias: tor
 class ExportableLayerNorm(nn.LayerNorm):
     """`nn.LayerNorm` over the last dim; exports as delegable ops."""
 
+    export_forms = staticmethod(export_forms)  # the hook targets.executorch_target enters
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if exporting_export_form() and len(self.normalized_shape) == 1:
             return layer_norm_last_dim(x, self.weight, self.bias, self.eps)
@@ -97,6 +116,8 @@ class ExportableLayerNorm(nn.LayerNorm):
 
 class ExportableGroupNorm1(GroupNorm1):
     """timm's one-group GroupNorm (MobileViT v2); exports as delegable ops."""
+
+    export_forms = staticmethod(export_forms)  # the hook targets.executorch_target enters
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if exporting_export_form():
@@ -130,6 +151,8 @@ def attention_export_form(module: Attention, x: torch.Tensor) -> torch.Tensor:
 class ExportableAttention(Attention):
     """timm's `Attention` (fused SDPA in training where timm enables it); exports without the safe-softmax masking ops."""
 
+    export_forms = staticmethod(export_forms)  # the hook targets.executorch_target enters
+
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
         if exporting_export_form() and attn_mask is None and not is_causal:
             return attention_export_form(self, x)
@@ -154,6 +177,8 @@ def linear_attention_export_form(module: LinearSelfAttention, x: torch.Tensor) -
 
 class ExportableLinearSelfAttention(LinearSelfAttention):
     """timm's `LinearSelfAttention`; its self-attention exports without `split`, `sum` and `expand`."""
+
+    export_forms = staticmethod(export_forms)  # the hook targets.executorch_target enters
 
     def forward(self, x: torch.Tensor, x_prev: torch.Tensor | None = None) -> torch.Tensor:
         if exporting_export_form() and x_prev is None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 HEAVY_OPS = ("convolution", "linear", "addmm", "mm", "bmm", "matmul")
 # Bookkeeping nodes that are neither delegated nor real work.
 IGNORED_OPS = ("getitem",)
+BACKEND = "xnnpack"  # the name a module's `export_forms(backend)` hook is asked for
 PRECISIONS = {None: "fp32", "none": "fp32", "static": "int8-static", "dynamic": "int8-dynamic"}
 BUNDLE_PRECISIONS = ("fp32", "int8")  # a bundle's int8 is static for images, dynamic for text (compress.quant.pt2e)
 
@@ -129,6 +131,16 @@ def delegation_summary(graph_module: torch.fx.GraphModule) -> DelegationSummary:
     )
 
 
+def backend_export_forms(module: torch.nn.Module, backend: str) -> ExitStack:
+    """Enter every `export_forms(backend)` context the module's classes offer (a duck-typed hook: a block
+    that can trace to a graph this backend runs whole, e.g. norms without layer_norm), once per hook."""
+    stack = ExitStack()
+    hooks = [getattr(type(m), "export_forms", None) for m in module.modules()]
+    for hook in dict.fromkeys(h for h in hooks if callable(h)):
+        stack.enter_context(hook(backend))
+    return stack
+
+
 class ExecuTorchTarget:
     """ExecuTorch .pte with the XNNPACK delegate, fp32 or int8 (PT2E)."""
 
@@ -153,7 +165,7 @@ class ExecuTorchTarget:
         if quantize not in PRECISIONS:
             raise CompressError(f"unknown quantization {quantize!r} for ExecuTorch; choose none, static or dynamic")
         module = module.eval()
-        with torch.no_grad(), native_stderr():
+        with torch.no_grad(), native_stderr(), backend_export_forms(module, BACKEND):
             if PRECISIONS[quantize] != "fp32":
                 from compress.quant import quantize_for_xnnpack
 

@@ -3,6 +3,8 @@ a lowered program that XNNPACK runs (almost) whole, in fp32 and int8."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import pytest
 import timm
 import torch
@@ -15,6 +17,7 @@ from students.export_blocks import (
     ExportableAttention,
     ExportableLayerNorm,
     attention_export_form,
+    export_forms,
     group_norm_one_group,
     layer_norm_last_dim,
     linear_attention_export_form,
@@ -44,7 +47,9 @@ def test_layer_norm_export_form_matches_f_layer_norm():
         weight, bias = torch.randn(shape[-1]), torch.randn(shape[-1])
         expected = F.layer_norm(x, shape[-1:], weight, bias, 1e-5)
         torch.testing.assert_close(layer_norm_last_dim(x, weight, bias, 1e-5), expected, atol=1e-5, rtol=0)
-        torch.testing.assert_close(layer_norm_last_dim(x, None, None, 1e-6), F.layer_norm(x, shape[-1:], eps=1e-6), atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            layer_norm_last_dim(x, None, None, 1e-6), F.layer_norm(x, shape[-1:], eps=1e-6), atol=1e-5, rtol=0
+        )
 
 
 def test_group_norm_export_form_matches_timm_group_norm1():
@@ -87,7 +92,7 @@ def test_make_exportable_keeps_state_dict_and_eager_outputs():
 
 
 def _exported_matches_eager(module: torch.nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
-    with torch.no_grad():
+    with torch.no_grad(), export_forms("xnnpack"):
         exported = torch.export.export(module, (example,))
         torch.testing.assert_close(exported.module()(example), module(example), atol=1e-5, rtol=0)
     return exported
@@ -103,9 +108,13 @@ def test_exported_image_tower_matches_eager_and_has_no_masking_or_norm_ops(model
     tower = MobileViTImageTower(model, 64, 32).eval()
     targets = _targets(_exported_matches_eager(tower, torch.randn(2, 3, 64, 64)))
     assert not [t for t in targets if any(op in t for op in ("layer_norm", "group_norm", "scaled_dot_product", "split"))]
-    with native_export_blocks():  # the modules' own forwards, for comparison
+    with export_forms("xnnpack"), native_export_blocks():  # the modules' own forwards, for comparison
         native = _targets(torch.export.export(tower, (torch.randn(2, 3, 64, 64),)))
     assert any("layer_norm" in t or "group_norm" in t for t in native)
+    # Other targets (Core ML) export outside export_forms("xnnpack") and get the native graph too.
+    for backend in (None, "coreml"):
+        with export_forms(backend) if backend else nullcontext():
+            assert _targets(torch.export.export(tower, (torch.randn(2, 3, 64, 64),))) == native
 
 
 def test_exported_text_tower_matches_eager():
@@ -119,7 +128,9 @@ def test_exported_text_tower_matches_eager():
 
 def _v1_transformer() -> torch.nn.Module:
     """MobileViT v1's global part: a transformer layer (multi-head attention, layer norms) and the closing norm."""
-    layer = TransformerBlock(32, num_heads=4, mlp_ratio=2.0, qkv_bias=True, act_layer=torch.nn.SiLU, norm_layer=torch.nn.LayerNorm)
+    layer = TransformerBlock(
+        32, num_heads=4, mlp_ratio=2.0, qkv_bias=True, act_layer=torch.nn.SiLU, norm_layer=torch.nn.LayerNorm
+    )
     return make_exportable(torch.nn.Sequential(layer, torch.nn.LayerNorm(32)))
 
 
