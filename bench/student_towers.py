@@ -16,8 +16,10 @@ each tower's median, its speed-up over the reference of its modality at the same
 the speed-up of the export form over the native graph. The references have random weights
 (nothing is downloaded): timm's `vit_base_patch16_clip_224` (CLIP ViT-B/16's image tower) and
 transformers' XLMRobertaModel with xlm-roberta-base's configuration (250k-piece vocabulary), fed the
-student's text length; both with explicit (non-fused) attention and the students' export forms of
-their norms and attention, so both sides lower the same way. `report.json` in --out keeps every run.
+student's text length; both with explicit (non-fused) attention, and with the students' export
+forms wherever their blocks are the same classes (`nn.LayerNorm`, timm's `Attention`): ViT-B/16's
+layer norms (timm's own `LayerNorm` class) and the broadcast copies of transformers' attention
+stay on portable kernels. `report.json` in --out keeps every run.
 """
 
 from __future__ import annotations
