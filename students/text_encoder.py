@@ -5,7 +5,8 @@ Built only from nn.Embedding, nn.Linear, nn.LayerNorm, GELU and matmul-softmax a
 BertModel does not convert). The padding mask is arithmetic on `ids == pad_id`: no
 data-dependent control flow anywhere in `forward`. The layer norms export as ops XNNPACK takes
 (`students.export_blocks`), and reshapes and `bmm` stand in for `unsqueeze` and `sum`, so the
-only operators left to the portable kernels are the embedding lookup and the mask's comparison.
+only operators left to the portable kernels are the embedding lookup, the mask's comparison and
+float cast, and the real-token count.
 """
 
 from __future__ import annotations
