@@ -109,7 +109,20 @@ SMOKE = {
     ),
     "soak": (["--fit-kills", "0", "--cache-kills", "0", "--json", "{out}/soak.json"], "soak.json"),
     "student_towers": (
-        ["--default-only", "--small-references", "--families", "text", "--precisions", "fp32", "--warmup", "0", "--rounds", "1", "--out", "{out}"],
+        [
+            "--default-only",
+            "--small-references",
+            "--families",
+            "text",
+            "--precisions",
+            "fp32",
+            "--warmup",
+            "0",
+            "--rounds",
+            "1",
+            "--out",
+            "{out}",
+        ],
         "report.json",
     ),
     "teacher_cache": (
