@@ -20,7 +20,7 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	examples/android/core/jvm-test.sh install
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q --numprocesses auto --maxprocesses 4 --dist loadfile --durations=15
 
 bench: $(VENV)/.installed
 	$(PY) bench/distiller_overhead.py
