@@ -16,6 +16,13 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py"))
 
+# The recipe-driven scripts' smallest student (a `--set` override of the dc_clip config).
+TINY_RECIPE_STUDENT = [
+    "--set",
+    "student={family: bilingual, image: "
+    "{model: mobilevitv2_050, image_size: 64}, text: {layers: 1, hidden: 32, heads: 2, ffn: 64, max_length: 16}}",
+]
+
 # The smallest settings of each script, and a file it must write (checked for content).
 SMOKE = {
     "ablation": (
@@ -40,9 +47,7 @@ SMOKE = {
             "distill.batch_size=4",
             "--set",
             "val_data={name: demo, location: val, size: 4}",
-            "--set",
-            "student={family: bilingual, image: "
-            "{model: mobilevitv2_050, image_size: 64}, text: {layers: 1, hidden: 32, heads: 2, ffn: 64, max_length: 16}}",
+            *TINY_RECIPE_STUDENT,
             "--out",
             "{out}",
         ],
@@ -97,9 +102,7 @@ SMOKE = {
             "export.zero_shot_count=8",
             "--set",
             "val_data={name: demo, location: val, size: 8}",
-            "--set",
-            "student={family: bilingual, image: "
-            "{model: mobilevitv2_050, image_size: 64}, text: {layers: 1, hidden: 32, heads: 2, ffn: 64, max_length: 16}}",
+            *TINY_RECIPE_STUDENT,
             "--out",
             "{out}/runs",
             "--json",

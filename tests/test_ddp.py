@@ -87,6 +87,21 @@ def torchrun(run_dir, out, *options) -> subprocess.CompletedProcess:
     return subprocess.run(worker_command(run_dir, out, *options), env=WORKER_ENV, capture_output=True, text=True, timeout=600)
 
 
+def resume_under_torchrun(run, out, stopped_at, reference, reference_weights) -> None:
+    """Resume `run` on two ranks and check it ends where the uninterrupted single-process run ends."""
+    resumed = torchrun(run, out, "--resume")
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    report = json.loads((out / "rank0.json").read_text())
+    assert report["resumed_from"] == [stopped_at.name]
+    assert [e["global_step"] for e in report["loss_log"]] == list(range(1, DDP_STEPS_PER_RUN + 1))
+    assert [e["loss"] for e in report["loss_log"]] == pytest.approx(
+        [e["loss"] for e in reference["loss_log"]], rel=TOLERANCE["rtol"]
+    )
+    weights = load_file(str(out / "rank0.safetensors"))
+    for key, value in reference_weights.items():
+        torch.testing.assert_close(weights[key], value, **TOLERANCE, msg=key)
+
+
 @pytest.fixture(scope="module")
 def single_process(tmp_path_factory):
     """The reference: one process, the same global batch of 5."""
@@ -146,17 +161,7 @@ def test_a_data_parallel_run_stopped_in_stage_2_resumes_under_torchrun_or_in_one
     import shutil
 
     shutil.copytree(run, tmp_path / "copy")
-    resumed = torchrun(run, tmp_path / "resumed", "--resume")
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    report = json.loads((tmp_path / "resumed" / "rank0.json").read_text())
-    assert report["resumed_from"] == [stopped_at.name]
-    assert [e["global_step"] for e in report["loss_log"]] == list(range(1, DDP_STEPS_PER_RUN + 1))
-    assert [e["loss"] for e in report["loss_log"]] == pytest.approx(
-        [e["loss"] for e in reference["loss_log"]], rel=TOLERANCE["rtol"]
-    )
-    weights = load_file(str(tmp_path / "resumed" / "rank0.safetensors"))
-    for key, value in reference_weights.items():
-        torch.testing.assert_close(weights[key], value, **TOLERANCE, msg=key)
+    resume_under_torchrun(run, tmp_path / "resumed", stopped_at, reference, reference_weights)
 
     # Resumed in one process: the global batch does not depend on the world size, so this works too.
     alone = ddp_distiller(tmp_path / "copy")
@@ -196,17 +201,7 @@ def test_a_data_parallel_job_killed_whole_in_stage_2_resumes_to_the_uninterrupte
     assert killed_at.name == ckpt.checkpoint_name(12)
     assert not (tmp_path / "killed" / "rank0.json").exists()
 
-    resumed = torchrun(run, tmp_path / "resumed", "--resume")
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    report = json.loads((tmp_path / "resumed" / "rank0.json").read_text())
-    assert report["resumed_from"] == [killed_at.name]
-    assert [e["global_step"] for e in report["loss_log"]] == list(range(1, DDP_STEPS_PER_RUN + 1))
-    assert [e["loss"] for e in report["loss_log"]] == pytest.approx(
-        [e["loss"] for e in reference["loss_log"]], rel=TOLERANCE["rtol"]
-    )
-    weights = load_file(str(tmp_path / "resumed" / "rank0.safetensors"))
-    for key, value in reference_weights.items():
-        torch.testing.assert_close(weights[key], value, **TOLERANCE, msg=key)
+    resume_under_torchrun(run, tmp_path / "resumed", killed_at, reference, reference_weights)
     # One report and one set of checkpoints, rank 0's, with no leftover temporary folder.
     assert json.loads((run / "report.json").read_text())["global_step"] == DDP_STEPS_PER_RUN
     assert not list((run / "checkpoints").glob(".tmp-*"))
