@@ -258,25 +258,17 @@ class Distiller:
             )
             self._window_start = time.perf_counter()
             while not self._stage_done(stage):
-                if self.world.distributed:
-                    stream = RankBatchStream(
-                        self.data,
-                        batch_size,
-                        seed=seed,
-                        epoch=state.epoch,
-                        start=state.position,
-                        world=self.world,
-                        num_workers=self.config.num_workers,
-                    )
-                else:
-                    stream = BatchStream(
-                        self.data,
-                        batch_size,
-                        seed=seed,
-                        epoch=state.epoch,
-                        start=state.position,
-                        num_workers=self.config.num_workers,
-                    )
+                # Under a process group each rank reads its slice of the same global batches.
+                ranked = {"world": self.world} if self.world.distributed else {}
+                stream = (RankBatchStream if ranked else BatchStream)(
+                    self.data,
+                    batch_size,
+                    seed=seed,
+                    epoch=state.epoch,
+                    start=state.position,
+                    num_workers=self.config.num_workers,
+                    **ranked,
+                )
                 for batch in stream:
                     if batch.total:
                         loss, terms, lr = self._step(stage, batch, needs)
