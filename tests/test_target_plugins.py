@@ -126,6 +126,8 @@ def test_compress_export_uses_the_plugin_end_to_end(site, tmp_path, tmp_path_fac
         "4",
         "--zero-shot-count",
         "8",
+        "--workers",
+        "2",  # the plugin is found by name in each worker process too
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -50,6 +50,7 @@ from compress.bundle.runners import Runners
 from compress.bundle.settings import ExportSettings
 from compress.bundle.tables import parity_table, zero_shot_table
 from compress.bundle.tokenizer_json import write_tokenizer_json
+from compress.bundle.workers import ExportJob, JobResult, run_export_jobs
 from compress.console import make_console
 from compress.errors import CompressError
 from compress.protocols import TowerExport
@@ -78,10 +79,19 @@ class _Phases:
 
     @contextlib.contextmanager
     def __call__(self, name: str):
-        self.progress.update(self.task, description=name)
+        self.describe(name)
         started = time.perf_counter()
         yield
-        self.seconds[name] = round(time.perf_counter() - started, 2)
+        self.add(name, time.perf_counter() - started)
+        self.advance()
+
+    def describe(self, text: str) -> None:
+        self.progress.update(self.task, description=text)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + seconds, 2)
+
+    def advance(self) -> None:
         self.progress.advance(self.task)
 
 
@@ -249,30 +259,49 @@ def _check_tokenizer_json(folder: Path, tokenizer: BundleTokenizer, texts: Seque
 def _export_models(
     plan: _Plan, folder: Path, phase, towers: dict[str, tuple], embed_dim: int, calibration: dict[str, list[torch.Tensor]]
 ) -> list[dict]:
-    """Every target's every precision of both towers (`towers`: tower -> (module, example)); their manifest entries."""
-    models = []
+    """Every target's every precision of both towers (`towers`: tower -> (module, example)); their manifest entries.
+
+    Each target-and-precision's seconds are its towers' export times, measured where they ran; with
+    more than one worker the wall-clock time of all of them is recorded too."""
+    jobs = []
     for target in plan.targets:
+        needs = getattr(target, "needs_calibration", lambda p: False)
         for precision in plan.precisions[target.name]:
-            with phase(f"{target.name} {precision}"):
-                for tower, (module, example) in towers.items():
-                    needs = getattr(target, "needs_calibration", lambda p: False)(precision)
-                    job = TowerExport(
-                        tower=tower,
-                        module=module,
-                        example=example,
-                        precision=precision,
-                        embed_dim=embed_dim,
-                        calibration=tuple(calibration[tower]) if needs else (),
-                        scheme=plan.settings.int8_schemes.get(tower),
-                    )
-                    with _plugin_errors(target, f"export_tower ({tower}, {precision})"):
-                        entries = target.export_tower(job, folder)
-                    for entry in entries:
-                        if entry.get("target") != target.name or not entry.get("file") or not (folder / entry["file"]).exists():
-                            raise CompressError(
-                                f"export target {target.name!r} returned a model entry for a file it did not write: {entry!r}"
-                            )
-                    models.extend(entries)
+            for tower, (module, example) in towers.items():
+                job = TowerExport(
+                    tower=tower,
+                    module=module,
+                    example=example,
+                    precision=precision,
+                    embed_dim=embed_dim,
+                    calibration=tuple(calibration[tower]) if needs(precision) else (),
+                    scheme=plan.settings.int8_schemes.get(tower),
+                )
+                jobs.append(ExportJob(target.name, job))
+    groups = {f"{job.target} {job.job.precision}": 0 for job in jobs}
+    for job in jobs:
+        groups[f"{job.target} {job.job.precision}"] += 1
+    workers = min(plan.settings.workers, len(jobs))
+    phase.describe(f"exporting {len(jobs)} models" + (f" in {workers} processes" if workers > 1 else ""))
+
+    def done(job: ExportJob, result: JobResult) -> None:
+        group = f"{job.target} {job.job.precision}"
+        phase.add(group, result.seconds)
+        groups[group] -= 1
+        if not groups[group]:
+            phase.advance()
+
+    started = time.perf_counter()
+    targets = {target.name: target for target in plan.targets}
+    results = run_export_jobs(jobs, folder, targets, workers, done, _plugin_errors)
+    if workers > 1:
+        phase.add(f"models, wall clock ({workers} processes)", time.perf_counter() - started)
+    models = []
+    for job, result in zip(jobs, results):
+        for entry in result.entries:
+            if entry.get("target") != job.target or not entry.get("file") or not (folder / entry["file"]).exists():
+                raise CompressError(f"export target {job.target!r} returned a model entry for a file it did not write: {entry!r}")
+        models.extend(result.entries)
     return models
 
 

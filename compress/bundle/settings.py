@@ -18,6 +18,7 @@ DEFAULT_CALIBRATION_COUNT = 64
 DEFAULT_PARITY_DATA = "demo:test"
 DEFAULT_PARITY_COUNT = 32
 DEFAULT_ZERO_SHOT_COUNT = 200
+DEFAULT_WORKERS = 1
 DEFAULT_LOGIT_SCALE = 100.0  # CLIP's trained value, used when the run recorded none
 THRESHOLDS = MappingProxyType(
     {
@@ -43,7 +44,8 @@ class ExportSettings:
     `int8_schemes`: an int8 scheme per tower ("static"/"dynamic"; otherwise the target's default);
     `parity_count` held-out samples for the embedding checks; `zero_shot_count` test images per label
     set; `logit_scale` (None: `DEFAULT_LOGIT_SCALE`); `strict` makes a failed check an error;
-    `overwrite` replaces a non-empty output folder.
+    `overwrite` replaces a non-empty output folder; `workers` is how many processes export the
+    towers at once (`compress.bundle.workers`; 1: in this process).
     """
 
     targets: tuple[str, ...] = DEFAULT_TARGETS
@@ -56,6 +58,7 @@ class ExportSettings:
     logit_scale: float | None = None
     strict: bool = False
     overwrite: bool = False
+    workers: int = DEFAULT_WORKERS
     thresholds: Mapping[str, float] = field(default_factory=lambda: THRESHOLDS)
 
     def __post_init__(self):
@@ -71,6 +74,8 @@ class ExportSettings:
             raise CompressError(f"unknown quantization {self.quantize!r}; choose one of {', '.join(QUANTIZE)}")
         if self.parity_count < 1:
             raise CompressError(f"parity_count must be at least 1, got {self.parity_count}")
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
+            raise CompressError(f"workers must be a whole number of processes, at least 1, got {self.workers!r}")
         if self.zero_shot_count < 0:
             raise CompressError(f"zero_shot_count must be at least 0, got {self.zero_shot_count}")
         stray = sorted(set(self.precisions) - set(self.targets))

@@ -73,6 +73,12 @@ def add_parser(sub) -> None:
         type=float,
         help=f"softmax scale of cosines (default: the run's learned value, else {S.DEFAULT_LOGIT_SCALE:g})",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=S.DEFAULT_WORKERS,
+        help=f"processes exporting the towers at once (default: {S.DEFAULT_WORKERS}, in this process)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     p.add_argument("--strict", action="store_true", help="fail when a parity check fails")
     p.set_defaults(run=run)
@@ -131,6 +137,7 @@ def run(args) -> int:
         zero_shot_count=args.zero_shot_count,
         logit_scale=args.logit_scale if args.logit_scale is not None else learned_scale,
         overwrite=args.overwrite,
+        workers=args.workers,
         strict=args.strict,
     )
     student = build_student(student_dir)

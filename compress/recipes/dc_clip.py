@@ -64,7 +64,9 @@ CONFIG = Section(
 TOKENIZER = Section(required=("vocab_size", "model_type"), optional=("character_coverage",))
 EVAL = Section(required=("languages", "demo_tasks", "demo_count", "datasets"), optional=("demo_image_size",))
 CACHE = Section(required=("augmentation", "views", "batch_size", "shard_size"), optional=("folder", "num_workers"))
-EXPORT = Section(required=("targets", "quantize", "labels", "calibration_count", "parity_count", "zero_shot_count"))
+EXPORT = Section(
+    required=("targets", "quantize", "labels", "calibration_count", "parity_count", "zero_shot_count"), optional=("workers",)
+)
 SEARCH = Section(
     required=("budgets", "image_space", "text_space", "latency_lut", "lut_unknown", "proxy", "rank_by", "pick")
     + ("warmup", "repeats")
@@ -511,6 +513,7 @@ def export_run_bundle(
         parity_samples=parity,
         parity_count=options["parity_count"],
         zero_shot_count=options["zero_shot_count"],
+        workers=options.get("workers"),
         logit_scale=training.get("logit_scale"),
         source=str(run_dir / STUDENT_DIR),
         overwrite=True,
