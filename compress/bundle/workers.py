@@ -35,6 +35,11 @@ class ExportJob:
     def label(self) -> str:
         return f"{self.target} {self.job.precision} ({self.job.tower})"
 
+    @property
+    def call(self) -> str:
+        """The target call this job is, as errors name it."""
+        return f"export_tower ({self.job.tower}, {self.job.precision})"
+
 
 @dataclass(frozen=True)
 class JobResult:
@@ -48,10 +53,12 @@ def _run_job(target, job: TowerExport, folder: Path) -> JobResult:
     return JobResult(entries=entries, seconds=time.perf_counter() - started)
 
 
-def _start_worker(verbose: bool, threads: int) -> None:
-    from compress import quiet
+def _start_worker(quiet_output: bool, threads: int) -> None:
+    """A worker filters third-party output as its parent does (`compress.quiet`) and uses its share of threads."""
+    if quiet_output:
+        from compress import quiet
 
-    quiet.install(verbose)
+        quiet.install(verbose=False)
     torch.set_num_threads(threads)
 
 
@@ -77,7 +84,7 @@ def run_export_jobs(
     if workers == 1 or len(jobs) < 2:
         results = []
         for job in jobs:
-            with errors(targets[job.target], f"export_tower ({job.job.tower}, {job.job.precision})"):
+            with errors(targets[job.target], job.call):
                 result = _run_job(targets[job.target], job.job, folder)
             on_done(job, result)
             results.append(result)
@@ -92,14 +99,14 @@ def _run_in_pool(jobs, folder, targets, workers, on_done, errors) -> list[JobRes
     context = multiprocessing.get_context("spawn")  # never fork a process whose torch has started threads
     results: list[JobResult | None] = [None] * len(jobs)
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(quiet.is_verbose(), threads)
+        workers, mp_context=context, initializer=_start_worker, initargs=(quiet.is_quiet(), threads)
     ) as pool:
         futures = {pool.submit(_export_in_worker, job.target, job.job, str(folder)): i for i, job in enumerate(jobs)}
         try:
             for future in as_completed(futures):
                 index = futures[future]
                 job = jobs[index]
-                with errors(targets[job.target], f"export_tower ({job.job.tower}, {job.job.precision})"):
+                with errors(targets[job.target], job.call):
                     try:
                         results[index] = future.result()
                     except BrokenProcessPool:
