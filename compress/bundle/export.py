@@ -25,6 +25,7 @@ import os
 import platform
 import shutil
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,17 +279,14 @@ def _export_models(
                     scheme=plan.settings.int8_schemes.get(tower),
                 )
                 jobs.append(ExportJob(target.name, job))
-    groups = {f"{job.target} {job.job.precision}": 0 for job in jobs}
-    for job in jobs:
-        groups[f"{job.target} {job.job.precision}"] += 1
+    groups = Counter(job.group for job in jobs)  # jobs left per target and precision
     workers = min(plan.settings.workers, len(jobs))
     phase.describe(f"exporting {len(jobs)} models" + (f" in {workers} processes" if workers > 1 else ""))
 
     def done(job: ExportJob, result: JobResult) -> None:
-        group = f"{job.target} {job.job.precision}"
-        phase.add(group, result.seconds)
-        groups[group] -= 1
-        if not groups[group]:
+        phase.add(job.group, result.seconds)
+        groups[job.group] -= 1
+        if not groups[job.group]:
             phase.advance()
 
     started = time.perf_counter()

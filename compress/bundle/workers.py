@@ -1,7 +1,7 @@
 """Run a bundle's tower exports in this process or in a pool of worker processes.
 
 Lowering to ExecuTorch and converting to Core ML are single-threaded Python passes over the
-graph (an int8 tower's lowering is most of a minute on a server core), so with `workers=N` the
+graph (an int8 image tower's lowering takes one to two minutes on a server core), so with `workers=N` the
 jobs run in N spawned processes at once. Each worker looks its target up by name in the plugin
 registry, as this process did, so a third-party target exports there too. Results come back in
 the order the jobs were given, whatever order they finish in.
@@ -34,6 +34,11 @@ class ExportJob:
     @property
     def label(self) -> str:
         return f"{self.target} {self.job.precision} ({self.job.tower})"
+
+    @property
+    def group(self) -> str:
+        """The target and precision, as the export report adds up their seconds."""
+        return f"{self.target} {self.job.precision}"
 
     @property
     def call(self) -> str:
@@ -79,9 +84,7 @@ def run_export_jobs(
     """Each job's result, in job order. `targets` maps names to this process's instances (used when
     `workers` is 1); `on_done` is called as each job finishes; `errors(target, call)` is the context
     that turns a target's own exception into a CompressError naming it."""
-    if workers < 1:
-        raise CompressError(f"export workers must be at least 1, got {workers}")
-    if workers == 1 or len(jobs) < 2:
+    if workers <= 1 or len(jobs) < 2:
         results = []
         for job in jobs:
             with errors(targets[job.target], job.call):
