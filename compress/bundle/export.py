@@ -45,7 +45,7 @@ from compress.bundle.loader import file_entries, load_bundle, validate_manifest
 from compress.bundle.manifest import embedding_space, image_section, text_section
 from compress.bundle.modules import ImageEncoderForExport, TextEncoderForExport
 from compress.bundle.parity import measure_models, zero_shot
-from compress.bundle.plugins import load_target
+from compress.bundle.plugins import load_target, needs_calibration
 from compress.bundle.preprocess import BundleTokenizer, image_input
 from compress.bundle.runners import Runners
 from compress.bundle.settings import ExportSettings
@@ -164,8 +164,7 @@ def _plan(student, settings: ExportSettings, calibration_samples, parity_samples
     sets = tuple(resolve_label_set(name) for name in settings.label_sets)
     calibration_images, calibration_texts = _images_and_texts(calibration_samples)
     for target in targets:
-        needs = getattr(target, "needs_calibration", lambda precision: False)
-        calibrated = [p for p in precisions[target.name] if needs(p)]
+        calibrated = [p for p in precisions[target.name] if needs_calibration(target, p)]
         if calibrated and not calibration_images:
             raise CompressError(
                 f"{target.name} {', '.join(calibrated)} export needs calibration samples: real training images (and captions)"
@@ -266,7 +265,6 @@ def _export_models(
     more than one worker the wall-clock time of all of them is recorded too."""
     jobs = []
     for target in plan.targets:
-        needs = getattr(target, "needs_calibration", lambda p: False)
         for precision in plan.precisions[target.name]:
             for tower, (module, example) in towers.items():
                 job = TowerExport(
@@ -275,7 +273,7 @@ def _export_models(
                     example=example,
                     precision=precision,
                     embed_dim=embed_dim,
-                    calibration=tuple(calibration[tower]) if needs(precision) else (),
+                    calibration=tuple(calibration[tower]) if needs_calibration(target, precision) else (),
                     scheme=plan.settings.int8_schemes.get(tower),
                 )
                 jobs.append(ExportJob(target.name, job))

@@ -27,6 +27,12 @@ def load_target(name: str) -> Target:
     return target
 
 
+def needs_calibration(target: Target, precision: str) -> bool:
+    """Whether the target's `precision` needs calibration inputs (the protocol's optional `needs_calibration`)."""
+    needs = getattr(target, "needs_calibration", None)
+    return bool(needs(precision)) if callable(needs) else False
+
+
 def runner(target: Target, path):
     """`target.load(path)` when the target can run its files here, else None."""
     load = getattr(target, "load", None)

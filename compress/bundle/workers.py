@@ -81,9 +81,10 @@ def run_export_jobs(
     on_done: Callable[[ExportJob, JobResult], None],
     errors: Callable[[Any, str], Any],
 ) -> list[JobResult]:
-    """Each job's result, in job order. `targets` maps names to this process's instances (used when
-    `workers` is 1); `on_done` is called as each job finishes; `errors(target, call)` is the context
-    that turns a target's own exception into a CompressError naming it."""
+    """Each job's result, in job order, from `workers` processes (at most one per job: the caller
+    sizes it). `targets` maps names to this process's instances (used when `workers` is 1);
+    `on_done` is called as each job finishes; `errors(target, call)` is the context that turns a
+    target's own exception into a CompressError naming it."""
     if workers <= 1 or len(jobs) < 2:
         results = []
         for job in jobs:
@@ -92,7 +93,7 @@ def run_export_jobs(
             on_done(job, result)
             results.append(result)
         return results
-    return _run_in_pool(jobs, folder, targets, min(workers, len(jobs)), on_done, errors)
+    return _run_in_pool(jobs, folder, targets, workers, on_done, errors)
 
 
 def _run_in_pool(jobs, folder, targets, workers, on_done, errors) -> list[JobResult]:
