@@ -34,7 +34,7 @@ from compress.api import STUDENT_CONFIG
 from compress.errors import CompressError
 from compress.files import save_tensors_atomically, write_json_atomically
 from compress.protocols import LANGUAGES
-from students.mobilevit import MobileViTImageTower
+from students.mobilevit import LAYOUT_OPTIONS, MobileViTImageTower
 from students.preprocessing import ImagePreprocessing
 from students.search_towers import BilingualTowers
 from students.text_encoder import TextEncoder
@@ -56,6 +56,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "image_size": 64,
         "checkpoint": None,  # a local timm checkpoint of the same model; None starts random
         "drop_path_rate": 0.0,
+        "width": 1.0,  # the layout options of students.mobilevit; 1.0 and null keep timm's model as it is
+        "stage_strides": None,
+        "act": None,
         "mean": None,  # None takes the backbone's own (timm's pretrained config)
         "std": None,
         "resize": "shorter_side_center_crop",
@@ -297,7 +300,12 @@ def _build(config: dict[str, Any], tokenizer: SentencePieceTokenizer | None = No
         if image["checkpoint"] is not None:
             image["checkpoint"] = str(image["checkpoint"])
         image_tower = MobileViTImageTower(
-            image["model"], image["image_size"], embed_dim, checkpoint=image["checkpoint"], drop_path_rate=image["drop_path_rate"]
+            image["model"],
+            image["image_size"],
+            embed_dim,
+            checkpoint=image["checkpoint"],
+            drop_path_rate=image["drop_path_rate"],
+            **{key: image[key] for key in LAYOUT_OPTIONS},
         )
         for key, own in (("mean", image_tower.mean), ("std", image_tower.std)):
             value = own if image[key] is None else image[key]

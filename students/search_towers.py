@@ -39,11 +39,12 @@ class BilingualTowers:
     def check(tower: str, options: dict[str, Any], embed_dim: int) -> None:
         """Refuse options that cannot be built, before anything slow runs."""
         if tower == "image":
-            from students.mobilevit import MOBILEVIT_MODELS, check_resolution
+            from students.mobilevit import LAYOUT_OPTIONS, MOBILEVIT_MODELS, check_layout, check_resolution
 
             if options["model"] not in MOBILEVIT_MODELS:
                 raise CompressError(f"unknown MobileViT model {options['model']!r}; choose one of {', '.join(MOBILEVIT_MODELS)}")
             check_resolution(options["image_size"])
+            check_layout(*(options[key] for key in LAYOUT_OPTIONS))
             checkpoint = options.get("checkpoint")
             if checkpoint is not None and not Path(checkpoint).expanduser().is_file():
                 raise CompressError(f"{checkpoint}: no such image checkpoint")
@@ -69,9 +70,12 @@ class BilingualTowers:
     def build(tower: str, options: dict[str, Any], embed_dim: int) -> nn.Module:
         """The tower with fresh weights from the current random state (or the image checkpoint)."""
         if tower == "image":
-            from students.mobilevit import MobileViTImageTower
+            from students.mobilevit import LAYOUT_OPTIONS, MobileViTImageTower
 
-            return MobileViTImageTower(options["model"], options["image_size"], embed_dim, checkpoint=options.get("checkpoint"))
+            layout = {key: options[key] for key in LAYOUT_OPTIONS}
+            return MobileViTImageTower(
+                options["model"], options["image_size"], embed_dim, checkpoint=options.get("checkpoint"), **layout
+            )
         from students.text_encoder import TextEncoder
 
         return TextEncoder(options["vocab_size"], embed_dim, **{k: v for k, v in options.items() if k != "vocab_size"})

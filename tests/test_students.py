@@ -202,6 +202,10 @@ def test_from_pretrained_names_the_bad_file(tiny_student, tmp_path):
         ({"image": {"resize": "stretch"}}, "resize rule"),
         ({"image": {"mean": 0.5}}, "list of 3 numbers"),
         ({"image": {"std": [1.0, 0.0, 1.0]}}, "std values must be positive"),
+        ({"image": {"width": 0}}, r"width must be a number in \(0, 4\]"),
+        ({"image": {"stage_strides": [2, 2, 2, 2, 2]}}, "product is 16"),
+        ({"image": {"stage_strides": [1, 2, 2, 2]}}, "list of 5 strides"),
+        ({"image": {"act": "tanh"}}, "act must be one of silu, relu"),
         ({"text": {"hidden": 30, "heads": 4}}, "not divisible"),
         ({"text": {"pooling": "max"}}, "pooling"),
         ({"text": {"vocab_size": 123}}, "does not match the tokenizer"),
@@ -220,6 +224,41 @@ def test_image_tower_checks_its_input_shape():
     assert tower(torch.rand(2, 3, 96, 96)).shape == (2, 16)
     with pytest.raises(CompressError, match=r"\[N, 3, 96, 96\]"):
         tower(torch.rand(1, 3, 64, 64))
+
+
+def _stage_sides(backbone: torch.nn.Module, side: int) -> list[int]:
+    sides = []
+    hooks = [stage.register_forward_hook(lambda _m, _i, out: sides.append(out.shape[-1])) for stage in backbone.stages]
+    with torch.no_grad():
+        backbone(torch.rand(1, 3, side, side))
+    for hook in hooks:
+        hook.remove()
+    return sides
+
+
+@pytest.mark.parametrize("model", ["mobilevit_xxs", "mobilevitv2_050"])
+def test_image_layout_options_reshape_the_timm_model(model):
+    plain = MobileViTImageTower(model, 64, 16)
+    changed = MobileViTImageTower(model, 64, 16, width=0.75, stage_strides=[2, 2, 2, 2, 1], act="relu")
+    # the same total stride, reached earlier: the first stage works at a quarter of the pixels
+    assert _stage_sides(plain.backbone, 64) == [32, 16, 8, 4, 2]
+    assert _stage_sides(changed.backbone, 64) == [16, 8, 4, 2, 2]
+    assert changed.backbone.num_features == round(0.75 * plain.backbone.num_features)
+    assert sum(p.numel() for p in changed.parameters()) < sum(p.numel() for p in plain.parameters())
+    activations = {type(m).__name__ for m in changed.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.SiLU))}
+    assert activations == {"ReLU"}
+    assert changed(torch.rand(2, 3, 64, 64)).shape == (2, 16)
+
+
+def test_a_changed_layout_round_trips_through_save_pretrained(tokenizer_path, tmp_path):
+    layout = {"model": "mobilevit_xxs", "image_size": 64, "width": 0.5, "stage_strides": [2, 2, 2, 2, 1], "act": "relu"}
+    student = build_bilingual_student({"image": layout, "text": TINY_TEXT, "tokenizer": str(tokenizer_path)})
+    student.save_pretrained(tmp_path / "student")
+    loaded = BilingualStudent.from_pretrained(tmp_path / "student")
+    assert {k: loaded.config["image"][k] for k in layout} == layout
+    pixels = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(student.image_tower(pixels), loaded.image_tower(pixels))
 
 
 def test_text_tower_ignores_padding():

@@ -38,7 +38,7 @@ SPACES_DIR = Path(__file__).resolve().parents[2] / "students" / "spaces"
 # The options that change the exported program (and so its latency and size); the others
 # (initial weights, dropout, preprocessing) change training only.
 ARCHITECTURE_KEYS = {
-    "image": ("model", "image_size"),
+    "image": ("model", "image_size", "width", "stage_strides", "act"),
     "text": ("layers", "hidden", "heads", "ffn", "max_length", "pooling", "norm", "vocab_size"),
 }
 
@@ -120,9 +120,17 @@ class SearchSpace:
 
 
 def candidate_name(family: str, resolved: dict[str, Any]) -> str:
-    """A short readable name: "mobilevitv2_050@64", "L4-H256-A4-F512-T32-V8000"."""
+    """A short readable name: "mobilevitv2_050@64", "mobilevitv2_050-w0.75-s22221-relu@224" (a changed layout),
+    "L4-H256-A4-F512-T32-V8000"."""
     if family == "image":
-        return f"{resolved['model']}@{resolved['image_size']}"
+        name = resolved["model"]
+        if resolved.get("width", 1) != 1:
+            name += f"-w{resolved['width']:g}"
+        if resolved.get("stage_strides"):
+            name += "-s" + "".join(str(s) for s in resolved["stage_strides"])
+        if resolved.get("act"):
+            name += f"-{resolved['act']}"
+        return f"{name}@{resolved['image_size']}"
     name = (
         f"L{resolved['layers']}-H{resolved['hidden']}-A{resolved['heads']}-F{resolved['ffn']}"
         f"-T{resolved['max_length']}-V{resolved['vocab_size']}"
