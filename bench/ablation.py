@@ -45,6 +45,7 @@ from rich.table import Table
 from safetensors.torch import load_model
 
 import compress
+from compress import quiet
 from compress.data.sources import get_source
 from compress.distill import DistillConfig
 from compress.distill import checkpoint as ckpt
@@ -416,4 +417,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with quiet.installed():  # compress's own lines only; COMPRESS_VERBOSE=1 shows every third-party one
+        raise SystemExit(main())

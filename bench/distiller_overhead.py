@@ -47,6 +47,7 @@ from torch import nn
 
 import compress
 import compress.paths
+from compress import quiet
 from compress.data.sampler import epoch_order
 from compress.distill import Distiller
 from compress.distill.trainer import STAGE_SEED_OFFSETS
@@ -467,4 +468,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with quiet.installed():  # compress's own lines only; COMPRESS_VERBOSE=1 shows every third-party one
+        raise SystemExit(main())

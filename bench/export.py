@@ -24,13 +24,12 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from compress import quant, quiet  # noqa: E402  (quant's members import torchao when first used, after quiet.install)
 from compress.api import build_student  # noqa: E402
 from compress.bundle.modules import ImageEncoderForExport, TextEncoderForExport  # noqa: E402
 from compress.bundle.preprocess import image_input  # noqa: E402
 from compress.commands.export import resolve_checkpoint  # noqa: E402
 from compress.demo_world import open_demo  # noqa: E402
-from compress.quant import embedding_cosine, latency_ms, quantize_torchao, state_dict_bytes  # noqa: E402
-from compress.quant.pt2e import DEFAULT_SCHEMES  # noqa: E402
 from targets.coreml_target import COMPRESSIONS, CoreMLTarget  # noqa: E402
 from targets.executorch_target import ExecuTorchTarget, PteModule  # noqa: E402
 
@@ -74,7 +73,7 @@ def main() -> int:
         for tower in ("image", "text"):
             model, example = models[tower], inputs[tower][0]
             eager = torch.cat([model(x) for x in inputs[tower]])
-            for precision, scheme in (("fp32", None), ("int8", DEFAULT_SCHEMES[tower])):
+            for precision, scheme in (("fp32", None), ("int8", quant.DEFAULT_SCHEMES[tower])):
                 progress.update(task, description=f"ExecuTorch {tower} {precision}")
                 start = time.perf_counter()
                 result = ExecuTorchTarget().export_program(
@@ -89,21 +88,21 @@ def main() -> int:
                         "tower": tower,
                         "mode": f"ExecuTorch {precision}" + (f" ({scheme})" if scheme else ""),
                         "bytes": result.bytes,
-                        "latency_ms": latency_ms(runtime, example, warmup=3, iterations=args.iterations),
-                        "cosine": embedding_cosine(eager if precision == "fp32" else outputs[(tower, "fp32")], out),
+                        "latency_ms": quant.latency_ms(runtime, example, warmup=3, iterations=args.iterations),
+                        "cosine": quant.embedding_cosine(eager if precision == "fp32" else outputs[(tower, "fp32")], out),
                         "delegated": result.delegation.fraction,
                     }
                 )
                 progress.advance(task)
-            quantized = quantize_torchao(model)
+            quantized = quant.quantize_torchao(model)
             for mode, module in (("PyTorch eager fp32", model), ("PyTorch torchao int8", quantized)):
                 rows.append(
                     {
                         "tower": tower,
                         "mode": mode,
-                        "bytes": state_dict_bytes(module),
-                        "latency_ms": latency_ms(module, example, warmup=3, iterations=args.iterations),
-                        "cosine": embedding_cosine(eager, torch.cat([module(x) for x in inputs[tower]])),
+                        "bytes": quant.state_dict_bytes(module),
+                        "latency_ms": quant.latency_ms(module, example, warmup=3, iterations=args.iterations),
+                        "cosine": quant.embedding_cosine(eager, torch.cat([module(x) for x in inputs[tower]])),
                         "delegated": None,
                     }
                 )
@@ -156,4 +155,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with quiet.installed():  # compress's own lines only; COMPRESS_VERBOSE=1 shows every third-party one
+        sys.exit(main())

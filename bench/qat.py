@@ -26,6 +26,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from compress import quiet
 from compress.recipes import apply_overrides, load_config, run_recipe
 from compress.specs import parse_text
 
@@ -126,4 +127,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with quiet.installed():  # compress's own lines only; COMPRESS_VERBOSE=1 shows every third-party one
+        raise SystemExit(main())

@@ -472,4 +472,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from compress import quiet
+
+    with quiet.installed():  # compress's own lines only; COMPRESS_VERBOSE=1 shows every third-party one
+        sys.exit(main())

@@ -34,6 +34,7 @@ from rich.table import Table
 from torch.utils.data import DataLoader
 
 import compress
+from compress import quiet
 from compress.cache import TeacherCache, build_cache, distiller_from_cache
 from compress.console import make_console
 from compress.data import collate_samples
@@ -281,4 +282,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with quiet.installed():  # compress's own lines only; COMPRESS_VERBOSE=1 shows every third-party one
+        raise SystemExit(main())

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from seen_output import SEEN_FRAGMENTS
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -166,5 +167,7 @@ def test_bench_script_runs_on_its_smallest_settings(name, tmp_path):
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     assert "Traceback" not in result.stderr
+    # quiet by default, like the command line: none of the known third-party lines reach the console
+    assert [f for f in SEEN_FRAGMENTS if f in result.stdout + result.stderr] == []
     report = json.loads((out / written).read_text(encoding="utf-8"))
     assert report, f"{written} is empty"

@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from seen_output import SEEN_FRAGMENTS
 
 from compress import quiet
 from compress.cli import main
@@ -66,20 +67,6 @@ SEEN_LOG_LINES = [
         "<enum 'ScaleCalculationMode'> is an Enum subclass and is now natively supported by torch.compile as an opaque "
         "value type. Calling register_constant() on Enum subclasses is deprecated and will be an error in a future release.",
     ),
-]
-
-# Fragments of every third-party line a default run printed on this stack.
-SEEN_FRAGMENTS = [
-    "scikit-learn version",
-    "has not been tested with coremltools",
-    "Failed to load _ML",
-    "Core ML embedding (gather) layer",
-    "is an Enum subclass and is now natively supported by torch.compile",
-    "[cpuinfo_utils.cpp:",
-    "CPU info and manual query on # of cpus dont match",
-    "is deprecated. Use files() instead",
-    "This API is experimental and subject to change without notice",
-    "Loading weights",
 ]
 
 
