@@ -156,7 +156,14 @@ def test_a_measured_tower_is_read_back_from_the_cache(root, small_spaces, tmp_pa
     first = lowered_member(root, candidate).measurement
     cache = LatencyCache(root / "search" / "latency")
     record = json.loads(cache.path_for(candidate).read_text(encoding="utf-8"))
-    assert record["key"]["architecture"] == {"embed_dim": 256, "model": "mobilevitv2_050", "image_size": 64}
+    assert record["key"]["architecture"] == {
+        "embed_dim": 256,
+        "model": "mobilevitv2_050",
+        "image_size": 64,
+        "width": 1.0,
+        "stage_strides": None,
+        "act": None,
+    }
     assert set(record["key"]["versions"]) == {"torch", "executorch"} and record["key"]["machine"]["cores"] >= 1
 
     again, hit = measure_candidate(candidate, cache, tmp_path / "pte")
@@ -427,3 +434,27 @@ def test_pick_rules_choose_from_the_front():
     assert pick(front, "best") is front[2] and pick(front, "fastest") is front[0] and pick(front, "smallest") is front[1]
     with pytest.raises(CompressError, match="--pick must be one of"):
         pick(front, "random")
+
+
+def test_a_changed_image_layout_is_its_own_candidate():
+    space = parse_space(
+        {
+            "family": "image",
+            "embed_dim": 256,
+            "candidates": [
+                {"model": "mobilevit_xxs", "image_size": 224},
+                {"model": "mobilevit_xxs", "image_size": 224, "width": 0.75, "stage_strides": [2, 2, 2, 2, 1], "act": "relu"},
+            ],
+        }
+    )
+    plain, changed = space.candidates
+    assert (plain.name, changed.name) == ("mobilevit_xxs@224", "mobilevit_xxs-w0.75-s22221-relu@224")
+    assert plain.architecture != changed.architecture  # measured and cached apart
+    with pytest.raises(CompressError, match="stage_strides"):
+        parse_space(
+            {
+                "family": "image",
+                "embed_dim": 256,
+                "candidates": [{"model": "mobilevit_xxs", "image_size": 224, "stage_strides": [2]}],
+            }
+        )
