@@ -43,7 +43,7 @@ from compress import quiet
 from compress.console import make_console
 from compress.recipes import load_config
 from compress.search import build_tower, default_space_path, example_input, load_space, parse_space
-from compress.search.measure import library_versions, machine_description
+from compress.search.measure import INT8_CPU_FEATURES, library_versions, machine_description
 from compress.search.towers import text_ids
 from students.bilingual import DEFAULT_CONFIG
 from students.export_blocks import make_exportable, native_export_blocks
@@ -444,6 +444,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = lower_all(specs, out / "pte", console)
     time_round_robin(rows, args.warmup, args.rounds, console)
     console.print(results_table(rows))
+    machine = machine_description()
+    features = ", ".join(machine["int8_features"]) or "none of " + ", ".join(INT8_CPU_FEATURES)
+    console.print(
+        f"machine: {machine['cpu']} ({machine['arch']}, {machine['cores']} cores); int8 CPU features: {features}. "
+        "The int8 ratios depend on them (README, Students against full-size towers)."
+    )
     results = verdicts(rows)
     for v in results:
         mark = "[green]meets" if v["meets"] else "[red]misses"
@@ -452,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
             f"in {v['precision']} (target >= {v['target']:g}x)"
         )
     report = {
-        "machine": machine_description(),
+        "machine": machine,
         **library_versions(),
         "threads": torch.get_num_threads(),
         "warmup": args.warmup,

@@ -41,15 +41,35 @@ def library_versions() -> dict[str, str]:
     return {"torch": torch.__version__, "executorch": importlib.metadata.version("executorch")}
 
 
-def _cpu_model() -> str:
+# The CPU features XNNPACK's int8 kernels pick from (x86 flags, Arm `Features`), weakest first: int8
+# speed-ups depend on them far more than fp32 ones do (an AVX2-only core multiplies int8 through
+# 16-bit lanes, a VNNI or dot-product core in one instruction), so a ratio is quoted with them.
+INT8_CPU_FEATURES = ("avx2", "avx512bw", "avx_vnni", "avx512_vnni", "avx512vnni", "asimddp", "i8mm", "sve2")
+
+
+def _cpuinfo() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
+            return info.read()
     except OSError:
-        pass
+        return ""
+
+
+def cpu_model(cpuinfo: str) -> str:
+    for line in cpuinfo.splitlines():
+        if line.lower().startswith(("model name", "hardware", "cpu model")):
+            return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown"
+
+
+def int8_features(cpuinfo: str) -> list[str]:
+    """Which of INT8_CPU_FEATURES the first core's `flags` (x86) or `Features` (Arm) line lists."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            present = set(value.split())
+            return [feature for feature in INT8_CPU_FEATURES if feature in present]
+    return []
 
 
 def runtime_threads() -> int | None:
@@ -65,11 +85,13 @@ def runtime_threads() -> int | None:
 
 
 def machine_description() -> dict[str, Any]:
-    """What identifies this machine for latency: OS, architecture, CPU model, cores, runtime threads."""
+    """What identifies this machine for latency: OS, architecture, CPU model and int8 features, cores, runtime threads."""
+    cpuinfo = _cpuinfo()
     return {
         "system": platform.system(),
         "arch": platform.machine(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(cpuinfo),
+        "int8_features": int8_features(cpuinfo),
         "cores": os.cpu_count(),
         "runtime_threads": runtime_threads(),
     }
