@@ -11,6 +11,7 @@ each architecture once per machine.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import platform
@@ -47,6 +48,7 @@ def library_versions() -> dict[str, str]:
 INT8_CPU_FEATURES = ("avx2", "avx512bw", "avx_vnni", "avx512_vnni", "avx512vnni", "asimddp", "i8mm", "sve2")
 
 
+@functools.cache  # read once per process: every latency cache key asks for the machine
 def _cpuinfo() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:
