@@ -187,12 +187,27 @@ def test_infonce_only_alignment_never_calls_the_teacher(tmp_path):
         ({"batch_size": {"distill": 8, "align": 2.5}}, "batch_size for stage 'align'"),
         ({"loss_options": {"smooth_l1": {"gamma": 1}}}, "bad options"),
         ({"qat": "yes"}, "qat must be true or false"),
+        ({"channels_last": 1}, "channels_last must be true or false"),
         ({"log_every": 0}, "log_every must be an integer >= 1"),
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_error(tmp_path, options, message):
     with pytest.raises(CompressError, match=message):
         _distiller(tmp_path, **options)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_the_image_tower_gets_its_pixels_in_the_layout_the_config_asks_for(tmp_path, channels_last):
+    student = make_student(embed_dim=16)
+    layouts = []
+    student.image_tower.register_forward_pre_hook(
+        lambda module, args: layouts.append((args[0].is_contiguous(memory_format=torch.channels_last), args[0].is_contiguous()))
+    )
+    _distiller(tmp_path, student=student, steps=2, channels_last=channels_last).fit("both")
+
+    assert len(layouts) == 4  # two steps of each stage
+    # A 3x16x16 batch is either channels-last or plain contiguous, never both.
+    assert set(layouts) == ({(True, False)} if channels_last else {(False, True)})
 
 
 def test_qat_fake_quantizes_the_student_during_alignment_only_and_converts_it_at_the_end(tmp_path):

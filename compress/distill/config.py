@@ -85,6 +85,10 @@ class DistillConfig:
     device: str = "auto"
     precision: str = "auto"
     num_workers: int = 0
+    # The student's image tower gets its pixels in channels-last layout: on a CPU, a MobileViT
+    # training step at 128 px then takes 0.73x the time (batch 32; 0.85x at batch 64), with outputs
+    # equal to 1e-4. Off for a third-party tower that reshapes its input with `view`.
+    channels_last: bool = True
     # Stage 2 trains the student under int8 fake quantization (compress.quant.prepare_qat) and
     # converts it at the end, so the int8 models exported from it lose less than post-training int8.
     qat: bool = False
@@ -120,8 +124,9 @@ class DistillConfig:
         ):
             if not isinstance(value, int) or value < low:
                 raise CompressError(f"{name} must be an integer >= {low}, got {value!r}")
-        if not isinstance(self.qat, bool):
-            raise CompressError(f"qat must be true or false, got {self.qat!r}")
+        for name in ("qat", "channels_last"):
+            if not isinstance(getattr(self, name), bool):
+                raise CompressError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise CompressError(f"grad_clip must be > 0 or None, got {self.grad_clip!r}")
         if self.weight_decay < 0:

@@ -388,6 +388,8 @@ class Distiller:
             targets = {k: (v.to(self.device, torch.float32) if v is not None else None) for k, v in raw.items()}
         if needs.image and samples:
             pixels = self.student.preprocess_images([s.image for s in samples]).to(self.device)
+            if self.config.channels_last and pixels.dim() == 4:
+                pixels = pixels.contiguous(memory_format=torch.channels_last)
         if needs.text and samples:
             ids = self.student.tokenize([s.caption for s in samples]).to(self.device)
         model = self._model if rank_sizes is not None else self._forward
