@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -70,10 +71,15 @@ def test_client_imports_nothing_from_compress():
     assert imported <= {
         "__future__",
         "argparse",
+        "collections",
+        "contextlib",
         "hashlib",
+        "io",
         "json",
         "math",
+        "os",
         "sys",
+        "tempfile",
         "pathlib",
         "numpy",
         "sentencepiece",
@@ -141,10 +147,30 @@ def test_client_command_line_runs_standalone(exported, pictures):
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd="/")
     assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr == ""  # the runtime's import notice and cpuinfo probe stay off the console
     lines = result.stdout.splitlines()
     assert lines[0] == "golden: ok"
     rows = json.loads("\n".join(lines[1:]))
     assert [r["rank"] for r in rows] == [1, 2, 3]
+
+
+def test_runtime_output_is_dropped_unless_verbose_and_replayed_when_loading_fails(client_module, capfd):
+    def speak(text):
+        os.write(2, f"native {text}\n".encode())
+        print(f"python {text}", file=sys.stderr)
+
+    with client_module.runtime_output():
+        speak("quiet")
+    with client_module.runtime_output(verbose=True):
+        speak("verbose")
+    with pytest.raises(RuntimeError, match="load failed"):
+        with client_module.runtime_output():
+            speak("failing")
+            raise RuntimeError("load failed")
+    err = capfd.readouterr().err
+    assert "quiet" not in err
+    assert "native verbose\npython verbose\n" in err
+    assert "native failing\n" in err and "python failing\n" in err
 
 
 def _edit_golden(folder: Path, edit) -> None:

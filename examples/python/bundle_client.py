@@ -23,16 +23,20 @@ Steps, as manifest.json describes them:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import io
 import json
 import math
+import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import sentencepiece as spm
 import torch
-from executorch.runtime import Runtime
 from PIL import Image, ImageOps
 
 FORMAT, SCHEMA_VERSION = "compress-bundle", 2
@@ -44,6 +48,38 @@ MIN_COSINE = 0.999
 
 class BundleClientError(Exception):
     """A bundle this client refuses, or an input it cannot use."""
+
+
+@contextlib.contextmanager
+def runtime_output(verbose: bool = False) -> Iterator[None]:
+    """Keeps the ExecuTorch runtime's own output off the console unless `verbose`.
+
+    Importing the runtime logs a torch deprecation addressed to torchao, and its first XNNPACK
+    program logs a cpuinfo probe, both on stderr (file descriptor 2 and `sys.stderr`). Inside the
+    block both go to a temporary file, dropped when the block ends and written back to stderr when
+    it raises, so a failed load still shows what the runtime said."""
+    if verbose:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as raw:
+        text = io.StringIO()
+        failed = False
+        os.dup2(raw.fileno(), 2)
+        try:
+            with contextlib.redirect_stderr(text):
+                yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            if failed:
+                raw.seek(0)
+                sys.stderr.write(raw.read().decode("utf-8", errors="backslashreplace") + text.getvalue())
+                sys.stderr.flush()
 
 
 def _sha256(path: Path) -> str:
@@ -138,7 +174,7 @@ def manifest_paths(manifest: dict) -> list[tuple[str, object]]:
 class BundleClient:
     """Embeds pictures and texts and classifies pictures with a bundle's ExecuTorch models."""
 
-    def __init__(self, folder: str | Path, precision: str = "fp32", verify: bool = True):
+    def __init__(self, folder: str | Path, precision: str = "fp32", verify: bool = True, verbose: bool = False):
         self.folder = Path(folder)
         self.precision = precision
         manifest_path = self.folder / MANIFEST
@@ -162,11 +198,14 @@ class BundleClient:
         self.text_rule = self.manifest["text"]
         self.logit_scale = float(self.manifest["logit_scale"])
         self._sp = spm.SentencePieceProcessor(model_file=str(self.folder / self.text_rule["tokenizer"]))
-        runtime = Runtime.get()
+        entries = {tower: self._model_entry(tower, precision) for tower in ("image", "text")}
         self._methods = {}
-        for tower in ("image", "text"):
-            entry = self._model_entry(tower, precision)
-            self._methods[tower] = runtime.load_program(self.folder / entry["file"]).load_method("forward")
+        with runtime_output(verbose):
+            from executorch.runtime import Runtime
+
+            runtime = Runtime.get()
+            for tower, entry in entries.items():
+                self._methods[tower] = runtime.load_program(self.folder / entry["file"]).load_method("forward")
 
     def _model_entry(self, tower: str, precision: str) -> dict:
         for entry in self.manifest["models"]:
@@ -352,9 +391,10 @@ def main(argv: list[str] | None = None) -> int:
         "--check-golden", action="store_true", help="check token ids, pixels, embeddings and top-5 against golden.json"
     )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="show the ExecuTorch runtime's own log lines")
     args = parser.parse_args(argv)
     try:
-        client = BundleClient(args.bundle, precision=args.precision)
+        client = BundleClient(args.bundle, precision=args.precision, verbose=args.verbose)
         if args.check_golden:
             problems = client.check_golden()
             for problem in problems:
