@@ -45,7 +45,8 @@ def library_versions() -> dict[str, str]:
 # The CPU features XNNPACK's int8 kernels pick from (x86 flags, Arm `Features`), weakest first: int8
 # speed-ups depend on them far more than fp32 ones do (an AVX2-only core multiplies int8 through
 # 16-bit lanes, a VNNI or dot-product core in one instruction), so a ratio is quoted with them.
-INT8_CPU_FEATURES = ("avx2", "avx512bw", "avx_vnni", "avx512_vnni", "avx512vnni", "asimddp", "i8mm", "sve2")
+# The names are Linux's /proc/cpuinfo spellings.
+INT8_CPU_FEATURES = ("avx2", "avx512bw", "avx_vnni", "avx512_vnni", "asimddp", "i8mm", "sve2")
 
 
 @functools.cache  # read once per process: every latency cache key asks for the machine
