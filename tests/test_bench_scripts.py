@@ -77,6 +77,25 @@ SMOKE = {
         ["--skip-coreml", "--calibration", "2", "--samples", "2", "--iterations", "1", "--json", "{out}/export.json"],
         "export.json",
     ),
+    "memory_format": (
+        [
+            "--student",
+            '{"family": "bilingual", "image": {"model": "mobilevitv2_050", "image_size": 64}}',
+            "--batch-sizes",
+            "2",
+            "--steps",
+            "1",
+            "--rounds",
+            "2",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+            "--json",
+            "{out}/memory_format.json",
+        ],
+        "memory_format.json",
+    ),
     "qat": (
         [
             "--teacher",
