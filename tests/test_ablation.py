@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 from recipe_helpers import TINY_TEACHER, isolated_cache, tiny_config  # noqa: F401 (isolated_cache: a fixture)
+from script_modules import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_ablation():
-    spec = importlib.util.spec_from_file_location("bench_ablation", ROOT / "bench" / "ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ablation = load_ablation()
+ablation = load_script("bench/ablation.py", "bench_ablation")
 
 
 def run(tmp_path, *options) -> dict:

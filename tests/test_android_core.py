@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -20,18 +19,16 @@ import subprocess
 import numpy as np
 import pytest
 from android_inputs import demo_images, texts_per_language, write_pictures
-from android_jvm import ROOT, core_classpath, prepared_inputs, run_junit, run_tool
+from android_jvm import core_classpath, prepared_inputs, run_junit, run_tool
 from export_fixtures import shared_bundle
+from script_modules import load_script
 
 DEMO_PICTURES = 200
 MIN_COSINE = 0.999
 
 
 def _client_module():
-    spec = importlib.util.spec_from_file_location("bundle_client", ROOT / "examples" / "python" / "bundle_client.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples/python/bundle_client.py", "bundle_client")
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from script_modules import load_script
 
 from compress.errors import CompressError
 from compress.eval import catalog
@@ -74,10 +75,7 @@ def open_clip_metadata():
     open_clip itself, whose package import pulls in timm and transformers."""
     spec = importlib.util.find_spec("open_clip")
     path = Path(spec.origin).parent / "zero_shot_metadata.py"
-    module_spec = importlib.util.spec_from_file_location("open_clip_zero_shot_metadata", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
+    return load_script(path, "open_clip_zero_shot_metadata")
 
 
 def test_imagenet_english_names_are_clips_cleaned_list_in_index_order():

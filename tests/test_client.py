@@ -7,7 +7,6 @@ nothing from compress: it is the tested specification of what the phone apps do.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import os
 import re
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 from export_fixtures import shared_bundle
 from PIL import Image
+from script_modules import load_script
 
 from compress.commands.predict import predict
 from compress.demo_world import task_samples
@@ -29,10 +29,7 @@ CLIENT = Path(__file__).resolve().parents[1] / "examples" / "python" / "bundle_c
 
 
 def load_client_module():
-    spec = importlib.util.spec_from_file_location("bundle_client", CLIENT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(CLIENT, "bundle_client")
 
 
 @pytest.fixture(scope="module")

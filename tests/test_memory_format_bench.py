@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from script_modules import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = {"family": "bilingual", "image": {"model": "mobilevitv2_050", "image_size": 64}}
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_memory_format", ROOT / "bench" / "memory_format.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = load_bench()
+bench = load_script("bench/memory_format.py", "bench_memory_format")
 
 
 def test_both_layouts_are_timed_in_every_counted_round_and_compute_the_same_outputs():

@@ -3,19 +3,15 @@ followed by a resume, end bit for bit where uninterrupted runs end. The long soa
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
+
+from script_modules import load_script
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "soak.py"
 
 
 def _soak_module():
-    spec = importlib.util.spec_from_file_location("compress_bench_soak", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCH, "compress_bench_soak")
 
 
 def test_killed_and_resumed_runs_end_bit_for_bit_like_uninterrupted_ones(tmp_path):
