@@ -33,7 +33,7 @@ from compress.search.measure import machine_description
 LAYOUTS = {"NCHW": torch.contiguous_format, "channels-last": torch.channels_last}
 
 
-def preset_image_tower_spec() -> dict:
+def preset_student_spec() -> dict:
     """The student `python -m compress recipe dc_clip` trains, as a `build_student` spec."""
     return dict(load_config("dc_clip")["student"])
 
@@ -49,7 +49,7 @@ def timed_steps(tower: torch.nn.Module, pixels: torch.Tensor, steps: int) -> tup
         out = tower(pixels)
         if first is None:
             first = out.detach().clone()
-        out.float().square().mean().backward()
+        out.square().mean().backward()
         optimizer.step()
     return (time.perf_counter() - started) / steps, first
 
@@ -120,12 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--json", help="also write the raw numbers to this file")
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.rounds < 1 or args.warmup < 0:
-        parser.error("--steps and --rounds must be positive, --warmup not negative")
+    if args.steps < 1 or args.rounds < 1 or args.warmup < 0 or (args.threads is not None and args.threads < 1):
+        parser.error("--steps, --rounds and --threads must be positive, --warmup not negative")
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        spec = json.loads(args.student) if args.student else preset_image_tower_spec()
+        spec = json.loads(args.student) if args.student else preset_student_spec()
     except json.JSONDecodeError as exc:
         parser.error(f"--student is not valid JSON ({exc})")
     console = Console()

@@ -31,7 +31,7 @@ def test_the_json_report_holds_every_batch_size(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "options", [["--batch-sizes", "0"], ["--batch-sizes", "a"], ["--steps", "0"], ["--student", "{not json"]]
+    "options", [["--batch-sizes", "0"], ["--batch-sizes", "a"], ["--steps", "0"], ["--threads", "0"], ["--student", "{not json"]]
 )
 def test_bad_options_are_refused(options):
     with pytest.raises(SystemExit) as exc:
